@@ -1,0 +1,34 @@
+"""Exercise checks: compare a learner's function with lvmlib's reference.
+
+The machinery is in :mod:`lvmlib.checks._core`; each lecture concept has a module
+of checks (``lvmlib.checks.generative``, ``lvmlib.checks.gaussian``,
+``lvmlib.checks.ppca``, ``lvmlib.checks.variational``, ``lvmlib.checks.vae``), each
+check a one-liner in a notebook::
+
+    from lvmlib import checks
+    log_joint = checks.generative.check_log_joint(log_joint)
+
+A check returns the function to continue with (the learner's when it is right,
+lvmlib's reference while the exercise is not done) and raises
+:class:`ExerciseError` with a helpful message when the answer is wrong.
+"""
+
+import importlib
+
+from lvmlib.checks._core import Case, ExerciseError, ExerciseNotDone, check_function, compare
+
+__all__ = ["Case", "ExerciseError", "ExerciseNotDone", "check_function", "compare"]
+
+
+def __getattr__(name: str):
+    # the concept modules load on first use: ``checks.ppca`` imports lvmlib.checks.ppca
+    if name.startswith("_"):
+        raise AttributeError(name)
+    try:
+        module = importlib.import_module(f"lvmlib.checks.{name}")
+    except ModuleNotFoundError as err:
+        if err.name == f"lvmlib.checks.{name}":
+            raise AttributeError(f"lvmlib.checks has no check module {name!r}") from None
+        raise
+    globals()[name] = module
+    return module
