@@ -1,0 +1,291 @@
+"""The course's data: embedded digits, MNIST from IDX files, and toy 2-D data.
+
+- **digits** (the default): scikit-learn's 8x8 handwritten digits, 1797 images of
+  D = 64 pixels with integer values 0..16. It ships inside scikit-learn, so every
+  notebook and test runs offline. The split is the one of Tomczak's book code:
+  the first 1000 images for training, the next 350 for validation, the last 447
+  for testing.
+- **MNIST** (optional): the four standard IDX ``.gz`` files in a data folder
+  (``$LVMLIB_MNIST_DIR``, else ``~/.cache/lvmlib/mnist``). The decompressed content
+  of each file is checked against its SHA-256 (the compressed bytes differ between
+  mirrors, the content does not). When the files are missing a download is tried;
+  when that fails too, the error says which files to put where.
+- **toy 2-D data** for the lecture's figure "projection of 2-D data onto 1-D".
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import struct
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DIGITS_SIZES = (1000, 350, 447)
+DIGITS_LEVELS = 17  # pixel values 0..16
+
+MNIST_ENV = "LVMLIB_MNIST_DIR"
+# SHA-256 of the decompressed content of each file (the same for every mirror).
+MNIST_SHA256 = {
+    "train-images-idx3-ubyte.gz": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte.gz": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte.gz": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte.gz": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+DATASETS = ("digits", "mnist", "toy2d")
+_SCALES = ("unit", "raw", "binary")
+
+
+class MNISTNotFoundError(FileNotFoundError):
+    """The MNIST files are not in the data folder and could not be downloaded."""
+
+
+class ChecksumError(ValueError):
+    """A data file's content is not what it should be (corrupted or truncated)."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """A train/validation/test split of a data set (numpy arrays, one row per example)."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    y_train: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+
+    @property
+    def D(self) -> int:
+        """The number of dimensions of one example."""
+        return int(self.train.shape[1])
+
+    def sizes(self) -> tuple[int, int, int]:
+        return len(self.train), len(self.val), len(self.test)
+
+
+def _check_scale(scale: str, allowed=_SCALES) -> None:
+    if scale not in allowed:
+        raise ValueError(f"scale must be one of {allowed}, got {scale!r}")
+
+
+def _scaled(images: np.ndarray, scale: str, max_value: int) -> np.ndarray:
+    """raw: integers as stored; unit: floats in [0, 1]; binary: 0/1 floats (threshold at half)."""
+    if scale == "raw":
+        return images.astype(np.int64)
+    unit = images.astype(np.float32) / np.float32(max_value)
+    if scale == "binary":
+        return (unit > 0.5).astype(np.float32)
+    return unit
+
+
+# ----------------------------------------------------------------------------- digits
+
+def load_digits(scale: str = "unit", return_labels: bool = False):
+    """scikit-learn's 8x8 digits, loaded offline.
+
+    Inputs: scale "unit" (float32 in [0, 1], pixel / 16), "raw" (int64 levels 0..16)
+        or "binary" (float32 0/1, pixel > 8).
+    Returns: X (1797, 64), and the labels y (1797,) when ``return_labels``.
+    """
+    _check_scale(scale)
+    from sklearn.datasets import load_digits as _sk_load_digits
+
+    bunch = _sk_load_digits()
+    X = _scaled(bunch.data, scale, DIGITS_LEVELS - 1)
+    return (X, bunch.target.astype(np.int64)) if return_labels else X
+
+
+def split_rows(X: np.ndarray, sizes, y: np.ndarray | None = None) -> Split:
+    """Split rows in order into train/validation/test of the given sizes (they must add up to len(X))."""
+    sizes = tuple(sizes)
+    if len(sizes) != 3 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in sizes):
+        raise ValueError(f"sizes must be three positive integers (train, val, test), got {sizes!r}")
+    if sum(sizes) != len(X):
+        raise ValueError(f"sizes {sizes} add up to {sum(sizes)}, but the data has {len(X)} rows")
+    a, b = sizes[0], sizes[0] + sizes[1]
+    parts = (X[:a], X[a:b], X[b:])
+    labels = (None, None, None) if y is None else (y[:a], y[a:b], y[b:])
+    return Split(*parts, *labels)
+
+
+def digits_split(scale: str = "unit", return_labels: bool = False, sizes=DIGITS_SIZES) -> Split:
+    """The digits split of Tomczak's book code: first 1000 train, next 350 validation, last 447 test.
+
+    Inputs: scale as in :func:`load_digits`; sizes (train, val, test) adding up to 1797.
+    Returns: a :class:`Split` (train (1000, 64), val (350, 64), test (447, 64)), with labels if asked.
+    """
+    X, y = load_digits(scale, return_labels=True)
+    return split_rows(X, sizes, y if return_labels else None)
+
+
+# ----------------------------------------------------------------------------- MNIST
+
+def mnist_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The MNIST folder: ``data_dir`` if given, else ``$LVMLIB_MNIST_DIR``, else ``~/.cache/lvmlib/mnist``."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    if os.environ.get(MNIST_ENV):
+        return Path(os.environ[MNIST_ENV]).expanduser()
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser()
+    return cache / "lvmlib" / "mnist"
+
+
+def read_idx(path: str | os.PathLike) -> tuple[np.ndarray, str]:
+    """Parse a gzipped IDX file (unsigned-byte data): the array and the SHA-256 of its content."""
+    path = Path(path)
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as err:
+        raise ChecksumError(f"{path} is not a readable gzip file ({err}); delete it and fetch it again") from err
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise ChecksumError(f"{path} is not an IDX file (bad magic number); delete it and fetch it again")
+    dtype_code, ndim = raw[2], raw[3]
+    if dtype_code != 0x08:
+        raise ChecksumError(f"{path}: IDX data type 0x{dtype_code:02x} is not unsigned bytes (0x08)")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ChecksumError(f"{path} is truncated (incomplete IDX header)")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    expected = int(np.prod(shape))
+    if len(raw) - header != expected:
+        raise ChecksumError(
+            f"{path} holds {len(raw) - header} data bytes, its header promises {expected} "
+            f"(shape {shape}): the file is truncated or corrupted; delete it and fetch it again"
+        )
+    data = np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    return data, hashlib.sha256(raw).hexdigest()
+
+
+def _missing_message(folder: Path, missing: list[str], reason: str) -> str:
+    files = "\n".join(f"    {folder / name}" for name in missing)
+    return (
+        f"MNIST is not available: {reason}.\n"
+        f"Put these files (the standard MNIST IDX .gz files) here:\n{files}\n"
+        f"They can be downloaded from {MNIST_MIRRORS[0]} (or {MNIST_MIRRORS[1]}).\n"
+        f"To use another folder, set the environment variable {MNIST_ENV} or pass data_dir=."
+    )
+
+
+def download_mnist(data_dir: str | os.PathLike | None = None, files=None, timeout: float = 30.0) -> Path:
+    """Download the missing MNIST files into the data folder; raises MNISTNotFoundError on failure."""
+    folder = mnist_dir(data_dir)
+    files = list(files or MNIST_SHA256)
+    errors = []
+    for name in files:
+        target = folder / name
+        if target.exists():
+            continue
+        for mirror in MNIST_MIRRORS:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                partial = target.with_suffix(target.suffix + ".part")
+                with urllib.request.urlopen(mirror + name, timeout=timeout) as response, open(partial, "wb") as out:
+                    shutil.copyfileobj(response, out)
+                partial.replace(target)
+                break
+            except Exception as err:  # no network, HTTP error, disk error: try the next mirror
+                errors.append(f"{mirror + name}: {err}")
+        else:
+            missing = [n for n in files if not (folder / n).exists()]
+            raise MNISTNotFoundError(_missing_message(folder, missing, "the download failed (" + errors[-1] + ")"))
+    return folder
+
+
+def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = True, verify: bool = True,
+               checksums: dict[str, str] | None = None) -> dict[str, np.ndarray]:
+    """MNIST as uint8 arrays: {"train_images" (60000, 784), "train_labels" (60000,), "test_images", "test_labels"}.
+
+    Inputs: data_dir the folder with the four IDX .gz files (see :func:`mnist_dir`); download tries
+        to fetch missing files; verify checks each file's decompressed content against
+        ``checksums`` (default :data:`MNIST_SHA256`).
+    Raises: MNISTNotFoundError naming the files and the folder when they are missing;
+        ChecksumError when a file is corrupted.
+    """
+    folder = mnist_dir(data_dir)
+    checksums = MNIST_SHA256 if checksums is None else checksums
+    missing = [name for name in MNIST_SHA256 if not (folder / name).exists()]
+    if missing:
+        if not download:
+            raise MNISTNotFoundError(_missing_message(folder, missing, "files are missing and download=False"))
+        download_mnist(folder, missing)
+    arrays = {}
+    for name in MNIST_SHA256:
+        data, digest = read_idx(folder / name)
+        if verify and digest != checksums.get(name):
+            raise ChecksumError(
+                f"{folder / name}: the content's SHA-256 is {digest}, expected {checksums.get(name)}; "
+                "the file is corrupted or not the MNIST file of that name. Delete it and fetch it again."
+            )
+        arrays[name] = data
+    out = {
+        "train_images": arrays["train-images-idx3-ubyte.gz"],
+        "train_labels": arrays["train-labels-idx1-ubyte.gz"],
+        "test_images": arrays["t10k-images-idx3-ubyte.gz"],
+        "test_labels": arrays["t10k-labels-idx1-ubyte.gz"],
+    }
+    for part in ("train", "test"):
+        images, labels = out[f"{part}_images"], out[f"{part}_labels"]
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise ChecksumError(f"MNIST {part} images {images.shape} and labels {labels.shape} do not match")
+        out[f"{part}_images"] = images.reshape(len(images), -1)  # (N, H*W)
+    return out
+
+
+def mnist_split(scale: str = "unit", n_val: int = 10000, return_labels: bool = False, **load_kw) -> Split:
+    """MNIST as a :class:`Split`: the last ``n_val`` training images for validation, the official test set.
+
+    Inputs: scale "unit" (float32 in [0, 1]), "binary" (0/1 at 0.5) or "raw" (int64 0..255);
+        n_val between 1 and the number of training images - 1; other keywords go to :func:`load_mnist`.
+    """
+    _check_scale(scale)
+    data = load_mnist(**load_kw)
+    n_train_all = len(data["train_images"])
+    if not isinstance(n_val, (int, np.integer)) or not 0 < n_val < n_train_all:
+        raise ValueError(f"n_val must be an integer between 1 and {n_train_all - 1}, got {n_val!r}")
+    X = np.concatenate([data["train_images"], data["test_images"]])
+    y = np.concatenate([data["train_labels"], data["test_labels"]]).astype(np.int64)
+    sizes = (n_train_all - n_val, n_val, len(data["test_images"]))
+    return split_rows(_scaled(X, scale, 255), sizes, y if return_labels else None)
+
+
+# ----------------------------------------------------------------------------- toy data
+
+def toy_2d(n: int = 200, seed: int = 0, angle_deg: float = 30.0, spread: float = 2.0, noise: float = 0.3) -> np.ndarray:
+    """2-D points scattered along a line: the lecture's "projection of 2-D data onto 1-D".
+
+    x = mean + s * u + e * v, with u = (cos angle, sin angle), v orthogonal to u,
+    s ~ N(0, spread^2), e ~ N(0, noise^2). Returns (n, 2) float64.
+    """
+    if not isinstance(n, (int, np.integer)) or n < 2:
+        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    if spread <= 0 or noise <= 0:
+        raise ValueError(f"spread and noise must be positive, got spread={spread!r}, noise={noise!r}")
+    rng = np.random.default_rng(seed)
+    a = np.deg2rad(angle_deg)
+    u = np.array([np.cos(a), np.sin(a)])
+    v = np.array([-np.sin(a), np.cos(a)])
+    s = rng.normal(0.0, spread, size=(n, 1))
+    e = rng.normal(0.0, noise, size=(n, 1))
+    return np.array([1.0, 0.5]) + s * u + e * v  # (n, 2)
+
+
+def load_dataset(name: str, **kwargs) -> Split | np.ndarray:
+    """Load a data set by name: "digits" (a Split), "mnist" (a Split) or "toy2d" (an (n, 2) array)."""
+    if name == "digits":
+        return digits_split(**kwargs)
+    if name == "mnist":
+        return mnist_split(**kwargs)
+    if name == "toy2d":
+        return toy_2d(**kwargs)
+    raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
