@@ -1,0 +1,552 @@
+"""The variational auto-encoder (lecture: "Variational auto-encoders", Kingma & Welling 2014).
+
+Generative process: z ~ p_lambda(z), x ~ p_theta(x | z). Training maximises the ELBO
+
+    ELBO(x) = E_{z ~ q_phi(z|x)}[ log p_theta(x | z) ] - KL( q_phi(z|x) || p_lambda(z) )
+            =              RE                         -              KL
+
+with an encoder q_phi(z|x) = N(z | mu_z(x), diag(exp(log_var(x)))), a decoder p_theta(x|z)
+(Bernoulli, Gaussian or categorical), and a prior from :mod:`lvmlib.priors`.
+
+Conventions of this module
+--------------------------
+* The encoder outputs the **log-variance** ``log_var`` = log sigma^2(x), not the log standard
+  deviation the lecture's slide code names (``log std``, which is not even a valid Python name).
+  Both are unconstrained, so either works; log-variance is what the KL formula uses directly,
+  and sigma = exp(0.5 * log_var).
+* Unlike the slide code (which returns a squared error and flips the sign), every term here is
+  a log-density: ``re`` = log p(x|z) (a log-likelihood, higher is better), ``kl`` >= 0,
+  ``elbo = re - kl`` and the loss to minimise is ``-(re - beta * kl)``, averaged over the batch.
+* Inputs: the VAE takes x in the form its likelihood models:
+    - ``"bernoulli"``: floats in [0, 1] (binary pixels or grey levels, as in ``scale="unit"``);
+    - ``"gaussian"``: real-valued floats;
+    - ``"categorical"``: integer levels 0..L-1 per pixel (``scale="raw"`` digits, L = 17),
+      as an integer or float tensor holding whole numbers.
+  The encoder always receives floats; for the categorical likelihood it receives x / (L - 1)
+  so that its input lies in [0, 1] as for the other likelihoods (``VAE.encoder_input``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lvmlib.gaussian import log_normal_diag
+from lvmlib.priors import Prior, make_prior
+from lvmlib.runtime import get_device
+
+__all__ = [
+    "VAEConfig",
+    "make_mlp",
+    "reparameterize",
+    "Encoder",
+    "Decoder",
+    "BernoulliDecoder",
+    "GaussianDecoder",
+    "CategoricalDecoder",
+    "make_decoder",
+    "VAE",
+]
+
+LIKELIHOODS = ("bernoulli", "gaussian", "categorical")
+ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh, "elu": nn.ELU}
+VARIANCES = ("fixed", "learned")
+PRIORS = ("standard_normal",)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """Everything that defines a VAE's architecture and loss.
+
+    Fields:
+        D: data dimension (64 for the 8x8 digits, 784 for MNIST).
+        M: latent dimension.
+        H: hidden units per hidden layer (the lecture uses 300; default 256).
+        n_hidden_layers: hidden layers in the encoder and the decoder. 1 is the lecture's
+            x -> Linear(D, H) -> act -> Linear(H, 2M); 2 is Tomczak's book code; 0 makes both
+            maps linear (a linear VAE, which at its optimum is probabilistic PCA).
+        activation: "relu" (lecture), "leaky_relu" (Tomczak's book), "tanh" or "elu".
+        likelihood: p(x|z): "bernoulli", "gaussian" or "categorical".
+        n_levels: L, the number of values per pixel for "categorical" (17 for raw digits 0..16).
+        variance: for "gaussian": "fixed" (sigma2 stays at ``sigma2``; the lecture's
+            N(x | theta(z), 1) is sigma2 = 1) or "learned" (one log-variance per data dimension,
+            independent of z, initialised at log ``sigma2``).
+        sigma2: the Gaussian decoder's (initial) variance, > 0.
+        beta: weight of the KL term in the loss (1 = the ELBO; beta-VAE otherwise), >= 0.
+        prior: "standard_normal" (p(z) = N(0, I)).
+        device: "auto", "cpu", "cuda", "cuda:N"; the VAE moves itself there when built.
+    """
+
+    D: int
+    M: int
+    H: int = 256
+    n_hidden_layers: int = 1
+    activation: str = "relu"
+    likelihood: str = "bernoulli"
+    n_levels: int = 17
+    variance: str = "fixed"
+    sigma2: float = 1.0
+    beta: float = 1.0
+    prior: str = "standard_normal"
+    device: str = "auto"
+
+    def __post_init__(self):
+        for name in ("D", "M", "H"):
+            v = getattr(self, name)
+            if not _is_int(v) or v < 1:
+                raise ValueError(f"VAEConfig.{name} must be a positive integer, got {v!r}")
+        if not _is_int(self.n_hidden_layers) or self.n_hidden_layers < 0:
+            raise ValueError(
+                f"VAEConfig.n_hidden_layers must be an integer >= 0 (0 = linear maps), got {self.n_hidden_layers!r}"
+            )
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"VAEConfig.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"VAEConfig.likelihood must be one of {list(LIKELIHOODS)}, got {self.likelihood!r}")
+        if not _is_int(self.n_levels) or self.n_levels < 2:
+            raise ValueError(f"VAEConfig.n_levels must be an integer >= 2, got {self.n_levels!r}")
+        if self.variance not in VARIANCES:
+            raise ValueError(f"VAEConfig.variance must be one of {list(VARIANCES)}, got {self.variance!r}")
+        if not _is_real(self.sigma2) or not math.isfinite(self.sigma2) or self.sigma2 <= 0:
+            raise ValueError(f"VAEConfig.sigma2 must be a positive finite number, got {self.sigma2!r}")
+        if not _is_real(self.beta) or not math.isfinite(self.beta) or self.beta < 0:
+            raise ValueError(f"VAEConfig.beta must be a finite number >= 0, got {self.beta!r}")
+        if self.prior not in PRIORS:
+            raise ValueError(f"VAEConfig.prior must be one of {list(PRIORS)}, got {self.prior!r}")
+        if not isinstance(self.device, str):
+            raise TypeError(f"VAEConfig.device must be a string such as 'auto' or 'cpu', got {self.device!r}")
+
+
+# --------------------------------------------------------------------------------------
+# building blocks
+# --------------------------------------------------------------------------------------
+
+
+def make_mlp(in_dim: int, out_dim: int, H: int = 256, n_hidden_layers: int = 1, activation: str = "relu") -> nn.Sequential:
+    """in_dim -> [Linear(., H) -> act] * n_hidden_layers -> Linear(., out_dim).
+
+    No non-linearity after the last layer (lecture: "No non-linearity here!"): it outputs
+    unconstrained means, log-variances or logits. ``n_hidden_layers=0`` is a single Linear map.
+    Inputs/Returns: a module mapping (..., in_dim) to (..., out_dim).
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    if not _is_int(n_hidden_layers) or n_hidden_layers < 0:
+        raise ValueError(f"n_hidden_layers must be an integer >= 0, got {n_hidden_layers!r}")
+    layers: list[nn.Module] = []
+    d = in_dim
+    for _ in range(n_hidden_layers):
+        layers += [nn.Linear(d, H), ACTIVATIONS[activation]()]
+        d = H
+    layers.append(nn.Linear(d, out_dim))
+    return nn.Sequential(*layers)
+
+
+def reparameterize(mu_z: torch.Tensor, log_var: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The reparameterization trick (lecture: z = mu + sigma * eps, eps ~ N(0, 1)).
+
+        z = mu_z + exp(0.5 * log_var) * eps,   eps ~ N(0, I)
+
+    The randomness sits in eps, so z is a differentiable function of (mu_z, log_var).
+    To draw K samples per data point pass mu_z, log_var expanded to (K, B, M).
+
+    Inputs: mu_z (..., M), log_var (..., M) (the log-variance); generator (optional).
+    Returns: z (..., M).
+    """
+    if not torch.is_tensor(mu_z) or not torch.is_tensor(log_var):
+        raise TypeError("mu_z and log_var must be torch tensors")
+    if mu_z.shape != log_var.shape:
+        raise ValueError(f"mu_z and log_var must have the same shape, got {tuple(mu_z.shape)} and {tuple(log_var.shape)}")
+    eps = torch.randn(mu_z.shape, device=mu_z.device, dtype=mu_z.dtype, generator=generator)
+    return mu_z + torch.exp(0.5 * log_var) * eps
+
+
+class Encoder(nn.Module):
+    """q_phi(z|x) = N(z | mu_z(x), diag(exp(log_var(x)))).
+
+    Network (lecture): x -> Linear(D, H) -> ReLU -> Linear(H, 2M) -> split into mu_z, log_var.
+    """
+
+    def __init__(self, D: int, M: int, H: int = 256, n_hidden_layers: int = 1, activation: str = "relu"):
+        super().__init__()
+        self.D, self.M = D, M
+        self.net = make_mlp(D, 2 * M, H, n_hidden_layers, activation)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs: x (..., D) floats. Returns: mu_z (..., M), log_var (..., M)."""
+        if x.shape[-1] != self.D:
+            raise ValueError(f"x must have shape (..., D={self.D}), got {tuple(x.shape)}")
+        h = self.net(x)  # (..., 2M)
+        mu_z, log_var = torch.chunk(h, 2, dim=-1)  # (..., M) each
+        return mu_z, log_var
+
+    def sample(
+        self,
+        x: torch.Tensor | None = None,
+        *,
+        mu_z: torch.Tensor | None = None,
+        log_var: torch.Tensor | None = None,
+        K: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """z ~ q(z|x) by reparameterization, from x or from given (mu_z, log_var).
+
+        Inputs: x (B, D) or mu_z, log_var (B, M); K (optional) samples per data point.
+        Returns: z (B, M), or (K, B, M) when K is given.
+        """
+        if x is not None:
+            mu_z, log_var = self(x)
+        elif mu_z is None or log_var is None:
+            raise ValueError("Encoder.sample needs either x or both mu_z and log_var")
+        if K is not None:
+            if not _is_int(K) or K < 1:
+                raise ValueError(f"K must be a positive integer, got {K!r}")
+            mu_z = mu_z.expand(K, *mu_z.shape)  # (K, B, M)
+            log_var = log_var.expand(K, *log_var.shape)  # (K, B, M)
+        return reparameterize(mu_z, log_var, generator=generator)
+
+    @staticmethod
+    def log_prob(z: torch.Tensor, mu_z: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+        """log q(z|x) = sum_m log N(z_m | mu_z_m, exp(log_var_m)).
+
+        Inputs: z (..., M) (e.g. (K, B, M)), mu_z and log_var broadcastable to it.
+        Returns: (...,).
+        """
+        return log_normal_diag(z, mu_z, log_var)
+
+
+class Decoder(nn.Module):
+    """Common interface of the decoders p_theta(x|z).
+
+    - ``decoder(z)`` -> the distribution's parameters (logits or means),
+    - ``decoder.log_prob(x, z)`` or ``decoder.log_prob(x, params=...)`` -> log p(x|z) summed over D,
+    - ``decoder.sample(z)`` -> x ~ p(x|z), ``decoder.mean(z)`` -> E[x|z].
+
+    z may carry leading sample dimensions: z (K, B, M) with x (B, D) gives log_prob (K, B).
+    """
+
+    def __init__(self, D: int, M: int, out_dim: int, H: int = 256, n_hidden_layers: int = 1, activation: str = "relu"):
+        super().__init__()
+        self.D, self.M = D, M
+        self.net = make_mlp(M, out_dim, H, n_hidden_layers, activation)
+
+    def _params(self, z, params):
+        if (z is None) == (params is None):
+            raise ValueError("give exactly one of z (..., M) and params (the output of decoder(z))")
+        return self(z) if params is None else params
+
+    def _check_z(self, z):
+        if not torch.is_tensor(z) or z.shape[-1] != self.M:
+            shape = tuple(z.shape) if torch.is_tensor(z) else type(z).__name__
+            raise ValueError(f"z must be a tensor of shape (..., M={self.M}), got {shape}")
+
+    def _check_x(self, x):
+        if not torch.is_tensor(x) or x.shape[-1] != self.D:
+            shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+            raise ValueError(f"x must be a tensor of shape (..., D={self.D}), got {shape}")
+
+    def log_prob(self, x: torch.Tensor, z: torch.Tensor | None = None, *, params=None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def sample(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def mean(self, z: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class BernoulliDecoder(Decoder):
+    """p(x|z) = prod_d Bern(x_d | sigmoid(logits_d(z))) for binary or [0, 1]-valued x.
+
+    log p(x|z) = sum_d [x_d * logits_d - softplus(logits_d)] = -BCEWithLogits(logits, x),
+    which is numerically stable for large |logits| (no log(sigmoid) of a saturated value).
+    For grey levels in [0, 1] this is the usual "continuous Bernoulli without normaliser".
+    """
+
+    def __init__(self, D: int, M: int, H: int = 256, n_hidden_layers: int = 1, activation: str = "relu"):
+        super().__init__(D, M, D, H, n_hidden_layers, activation)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Inputs: z (..., M). Returns: logits (..., D)."""
+        self._check_z(z)
+        return self.net(z)
+
+    def log_prob(self, x: torch.Tensor, z: torch.Tensor | None = None, *, params=None) -> torch.Tensor:
+        """Inputs: x (B, D) in [0, 1]; z (..., B, M) or params=logits (..., B, D). Returns: (..., B)."""
+        self._check_x(x)
+        logits = self._params(z, params)
+        x = x.to(logits.dtype)
+        return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+
+    def sample(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """x ~ Bern(sigmoid(logits(z))). Inputs: z (..., M). Returns: (..., D) of 0./1."""
+        p = torch.sigmoid(self(z))
+        return torch.bernoulli(p, generator=generator)
+
+    def mean(self, z: torch.Tensor) -> torch.Tensor:
+        """E[x|z] = sigmoid(logits(z)). Inputs: z (..., M). Returns: (..., D)."""
+        return torch.sigmoid(self(z))
+
+
+class GaussianDecoder(Decoder):
+    """p(x|z) = N(x | mean(z), diag(sigma2)) (lecture: N(x | theta(z), 1) with sigma2 = 1).
+
+    log p(x|z) = sum_d [-1/2 log(2 pi sigma2_d) - (x_d - mean_d)^2 / (2 sigma2_d)].
+    ``variance="fixed"``: sigma2 is a constant buffer; ``"learned"``: one log-variance per data
+    dimension, a parameter independent of z (``log_var_x``, shape (D,)), initialised at log sigma2.
+    """
+
+    def __init__(
+        self,
+        D: int,
+        M: int,
+        H: int = 256,
+        n_hidden_layers: int = 1,
+        activation: str = "relu",
+        variance: str = "fixed",
+        sigma2: float = 1.0,
+    ):
+        super().__init__(D, M, D, H, n_hidden_layers, activation)
+        if variance not in VARIANCES:
+            raise ValueError(f"variance must be one of {list(VARIANCES)}, got {variance!r}")
+        if not _is_real(sigma2) or not math.isfinite(sigma2) or sigma2 <= 0:
+            raise ValueError(f"sigma2 must be a positive finite number, got {sigma2!r}")
+        self.variance = variance
+        init = torch.full((D,), math.log(sigma2))
+        if variance == "learned":
+            self.log_var_x = nn.Parameter(init)
+        else:
+            self.register_buffer("log_var_x", init)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Inputs: z (..., M). Returns: the mean (..., D)."""
+        self._check_z(z)
+        return self.net(z)
+
+    def log_prob(self, x: torch.Tensor, z: torch.Tensor | None = None, *, params=None) -> torch.Tensor:
+        """Inputs: x (B, D); z (..., B, M) or params=mean (..., B, D). Returns: (..., B)."""
+        self._check_x(x)
+        mean = self._params(z, params)
+        return log_normal_diag(x.to(mean.dtype), mean, self.log_var_x.expand_as(mean))
+
+    def sample(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """x = mean(z) + sigma * eps. Inputs: z (..., M). Returns: (..., D)."""
+        mean = self(z)
+        eps = torch.randn(mean.shape, device=mean.device, dtype=mean.dtype, generator=generator)
+        return mean + torch.exp(0.5 * self.log_var_x) * eps
+
+    def mean(self, z: torch.Tensor) -> torch.Tensor:
+        """E[x|z] = mean(z). Inputs: z (..., M). Returns: (..., D)."""
+        return self(z)
+
+
+class CategoricalDecoder(Decoder):
+    """p(x|z) = prod_d Cat(x_d | softmax(logits_d(z))), x_d in {0, ..., L-1}.
+
+    Tomczak's book setup for the raw 8x8 digits (L = 17 levels 0..16).
+    log p(x|z) = sum_d log_softmax(logits_d)[x_d].
+    """
+
+    def __init__(self, D: int, M: int, H: int = 256, n_hidden_layers: int = 1, activation: str = "relu", n_levels: int = 17):
+        if not _is_int(n_levels) or n_levels < 2:
+            raise ValueError(f"n_levels must be an integer >= 2, got {n_levels!r}")
+        super().__init__(D, M, D * n_levels, H, n_hidden_layers, activation)
+        self.L = int(n_levels)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Inputs: z (..., M). Returns: logits (..., D, L)."""
+        self._check_z(z)
+        h = self.net(z)  # (..., D * L)
+        return h.reshape(*h.shape[:-1], self.D, self.L)  # (..., D, L): pixel d's L logits
+
+    def _levels(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_x(x)
+        if x.is_floating_point():
+            if not torch.all(x == torch.round(x)):
+                raise ValueError("x must hold integer levels 0..L-1 for the categorical likelihood, got non-integers")
+        xl = x.long()
+        if xl.numel() and (xl.min() < 0 or xl.max() > self.L - 1):
+            raise ValueError(f"x must hold integer levels in 0..{self.L - 1}, got values in {int(xl.min())}..{int(xl.max())}")
+        return xl
+
+    def log_prob(self, x: torch.Tensor, z: torch.Tensor | None = None, *, params=None) -> torch.Tensor:
+        """Inputs: x (B, D) integer levels; z (..., B, M) or params=logits (..., B, D, L). Returns: (..., B)."""
+        xl = self._levels(x)
+        logits = self._params(z, params)
+        log_p = torch.log_softmax(logits, dim=-1)  # (..., B, D, L)
+        idx = xl.expand(log_p.shape[:-1]).unsqueeze(-1)  # (..., B, D, 1)
+        return torch.gather(log_p, -1, idx).squeeze(-1).sum(-1)
+
+    def sample(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """x_d ~ Cat(softmax(logits_d)). Inputs: z (..., M). Returns: (..., D) integer levels as floats."""
+        probs = torch.softmax(self(z), dim=-1)  # (..., D, L)
+        flat = probs.reshape(-1, self.L)  # (N * D, L)
+        x = torch.multinomial(flat, 1, generator=generator)  # (N * D, 1)
+        return x.reshape(probs.shape[:-1]).to(probs.dtype)  # (..., D)
+
+    def mean(self, z: torch.Tensor) -> torch.Tensor:
+        """E[x_d|z] = sum_l l * p_l, in level units 0..L-1. Inputs: z (..., M). Returns: (..., D)."""
+        probs = torch.softmax(self(z), dim=-1)  # (..., D, L)
+        levels = torch.arange(self.L, device=probs.device, dtype=probs.dtype)
+        return probs @ levels
+
+
+def make_decoder(config: VAEConfig) -> Decoder:
+    """The decoder that ``config.likelihood`` names, built with the config's architecture."""
+    common = dict(D=config.D, M=config.M, H=config.H, n_hidden_layers=config.n_hidden_layers, activation=config.activation)
+    if config.likelihood == "bernoulli":
+        return BernoulliDecoder(**common)
+    if config.likelihood == "gaussian":
+        return GaussianDecoder(**common, variance=config.variance, sigma2=config.sigma2)
+    return CategoricalDecoder(**common, n_levels=config.n_levels)
+
+
+# --------------------------------------------------------------------------------------
+# the VAE
+# --------------------------------------------------------------------------------------
+
+
+class VAE(nn.Module):
+    """A VAE: encoder q(z|x), decoder p(x|z), prior p(z); the loss is -ELBO (with beta on KL).
+
+    ``forward(x)`` returns a dict of named terms per batch:
+        "re":   (B,) log p(x|z) at one z ~ q(z|x) (the reconstruction term; a log-likelihood),
+        "kl":   (B,) KL(q(z|x) || p(z)), analytic for the standard normal prior, else single-sample MC,
+        "elbo": (B,) re - kl,
+        "loss": scalar, -(re - beta * kl).mean(), what the optimiser minimises.
+    """
+
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        if not isinstance(config, VAEConfig):
+            raise TypeError(f"config must be a VAEConfig, got {type(config).__name__}")
+        self.config = config
+        c = config
+        self.encoder = Encoder(c.D, c.M, c.H, c.n_hidden_layers, c.activation)
+        self.decoder = make_decoder(c)
+        self.prior: Prior = make_prior(c.prior, c.M)
+        self.to(get_device(c.device))
+
+    # -- helpers ---------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    def _as_x(self, x) -> torch.Tensor:
+        if isinstance(x, np.ndarray):
+            x = torch.from_numpy(x)
+        if not torch.is_tensor(x):
+            raise TypeError(f"x must be a torch.Tensor or numpy array of shape (B, D), got {type(x).__name__}")
+        if x.dim() != 2 or x.shape[1] != self.config.D:
+            raise ValueError(f"x must have shape (B, D={self.config.D}), got {tuple(x.shape)}")
+        x = x.to(self.device)
+        if self.config.likelihood == "categorical":
+            self.decoder._levels(x)  # validates integer levels in 0..L-1
+        elif not x.is_floating_point():
+            x = x.to(self.dtype)
+        if self.config.likelihood == "bernoulli" and x.numel() and (x.min() < 0 or x.max() > 1):
+            raise ValueError("x must lie in [0, 1] for the Bernoulli likelihood (use scale='unit' data)")
+        return x
+
+    def encoder_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the encoder sees: x as floats; for the categorical likelihood x / (L - 1) in [0, 1].
+
+        Inputs: x (B, D). Returns: (B, D) in the model's dtype.
+        """
+        x = x.to(self.dtype)
+        if self.config.likelihood == "categorical":
+            x = x / (self.config.n_levels - 1)
+        return x
+
+    # -- the model -------------------------------------------------------------------
+    def encode(self, x) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z|x)'s parameters. Inputs: x (B, D). Returns: mu_z (B, M), log_var (B, M)."""
+        x = self._as_x(x)
+        return self.encoder(self.encoder_input(x))
+
+    def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) summed over D. Inputs: x (B, D), z (..., B, M). Returns: (..., B)."""
+        return self.decoder.log_prob(self._as_x(x), z)
+
+    def kl(self, mu_z: torch.Tensor, log_var: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """KL(q(z|x) || p(z)): analytic when the prior has a closed form, else log q(z) - log p(z) at z.
+
+        Inputs: mu_z, log_var (B, M); z (..., B, M) needed for the Monte Carlo case. Returns: (B,)
+        (the MC estimate is averaged over leading sample dimensions).
+        """
+        if self.prior.supports_analytic_kl:
+            return self.prior.analytic_kl(mu_z, log_var)
+        if z is None:
+            raise ValueError("this prior has no closed-form KL: pass z ~ q(z|x) for a Monte Carlo estimate")
+        mc = self.encoder.log_prob(z, mu_z, log_var) - self.prior.log_prob(z)  # (..., B)
+        return mc.reshape(-1, mu_z.shape[0]).mean(0)  # (B,)
+
+    def forward(self, x, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """The ELBO with one reparameterized sample (lecture: "a single sample").
+
+            ELBO(x) = log p(x | z) - KL(q(z|x) || p(z)),   z = mu_z + sigma * eps
+
+        Inputs: x (B, D) (see the module docstring for its form per likelihood).
+        Returns: dict with "loss" (scalar), "elbo", "re", "kl" (B,) each.
+        """
+        x = self._as_x(x)
+        mu_z, log_var = self.encoder(self.encoder_input(x))  # q(z|x)      (B, M) each
+        z = reparameterize(mu_z, log_var, generator=generator)  # z ~ q(z|x)  (B, M)
+        re = self.decoder.log_prob(x, z)  # E_q log p(x|z), one sample        (B,)
+        kl = self.kl(mu_z, log_var, z)  # KL(q(z|x) || p(z))                  (B,)
+        elbo = re - kl
+        loss = -(re - self.config.beta * kl).mean()
+        return {"loss": loss, "elbo": elbo, "re": re, "kl": kl}
+
+    def elbo(self, x, K: int = 1, analytic_kl: bool = True, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """The ELBO with K samples per data point (see :func:`lvmlib.variational.elbo_terms`).
+
+        Inputs: x (B, D); K >= 1. Returns: {"elbo", "re", "kl"} (B,) each.
+        """
+        from lvmlib.variational import elbo_terms
+
+        x = self._as_x(x)
+        mu_z, log_var = self.encoder(self.encoder_input(x))
+        return elbo_terms(x, mu_z, log_var, self.decoder.log_prob, self.prior, K=K, analytic_kl=analytic_kl, generator=generator)
+
+    def log_px(self, x, K: int = 1000, chunk: int = 100, batch_size: int | None = 256, generator=None) -> torch.Tensor:
+        """Importance-sampling estimate of log p(x) (see :func:`lvmlib.variational.log_px_importance`).
+
+        Inputs: x (N, D); K samples. Returns: (N,).
+        """
+        from lvmlib.variational import log_px_importance
+
+        return log_px_importance(self, x, K=K, chunk=chunk, batch_size=batch_size, generator=generator)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, mean: bool = True) -> torch.Tensor:
+        """Generate: z ~ p(z), then E[x|z] (mean=True, smooth images) or x ~ p(x|z).
+
+        Inputs: n. Returns: (n, D) on the model's device.
+        """
+        z = self.prior.sample(n, generator=generator)
+        return self.decoder.mean(z) if mean else self.decoder.sample(z, generator=generator)
+
+    @torch.no_grad()
+    def reconstruct(self, x, sample_z: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+        """E[x|z] at z = mu_z(x) (or at one z ~ q(z|x) when sample_z). Inputs: x (B, D). Returns: (B, D)."""
+        mu_z, log_var = self.encode(x)
+        z = reparameterize(mu_z, log_var, generator=generator) if sample_z else mu_z
+        return self.decoder.mean(z)
