@@ -1,0 +1,105 @@
+"""The exercise machinery: right answers pass, unfinished ones fall back, wrong ones explain themselves."""
+
+import numpy as np
+import pytest
+import torch
+
+from lvmlib import checks
+from lvmlib.checks import Case, ExerciseError, ExerciseNotDone, check_function
+
+
+def reference(x, scale=2.0):
+    return scale * x
+
+
+def cases(rng):
+    return Case((rng.normal(size=(3, 2)),), {"scale": float(rng.uniform(1, 3))})
+
+
+def stub(x, scale=2.0):
+    raise NotImplementedError()
+
+
+def test_right_answer_passes_and_is_returned(capsys):
+    def mine(x, scale=2.0):
+        return x * scale
+
+    assert check_function(mine, reference, cases, name="scaling") is mine
+    assert "✓ scaling: correct" in capsys.readouterr().out
+
+
+def test_unfinished_exercise_falls_back_to_the_reference(capsys):
+    fn = check_function(stub, reference, cases, name="scaling")
+    assert "not done yet" in capsys.readouterr().out
+    np.testing.assert_allclose(fn(np.ones(2)), 2 * np.ones(2))
+    # the hidden test of an autograder refuses the stand-in as well as the stub
+    with pytest.raises(ExerciseNotDone, match="not done yet"):
+        check_function(fn, reference, cases, name="scaling", strict=True)
+    with pytest.raises(ExerciseNotDone):
+        check_function(stub, reference, cases, name="scaling", strict=True)
+
+
+def test_wrong_answer_says_where_and_names_a_known_mistake():
+    def wrong(x, scale=2.0):
+        return x + scale
+
+    with pytest.raises(ExerciseError) as info:
+        check_function(wrong, reference, cases, name="scaling", hint="multiply, do not add",
+                       known_mistakes={"adding instead of multiplying": wrong, "squaring": lambda x, scale: x**2})
+    text = str(info.value)
+    assert "scaling: not right yet" in text and "expected" in text and "got" in text
+    assert "known mistake: adding instead of multiplying" in text and "Hint: multiply" in text
+
+
+def test_wrong_shape_missing_return_and_crash_are_explained():
+    with pytest.raises(ExerciseError, match="shape"):
+        check_function(lambda x, scale=2.0: (scale * x).sum(0), reference, cases, name="s")
+    with pytest.raises(ExerciseError, match="forget to return"):
+        check_function(lambda x, scale=2.0: None, reference, cases, name="s")
+
+    def crashes(x, scale=2.0):
+        return x @ x  # (3, 2) @ (3, 2) fails
+
+    with pytest.raises(ExerciseError, match="raised ValueError"):
+        check_function(crashes, reference, cases, name="s")
+
+
+def test_nan_is_not_accepted():
+    with pytest.raises(ExerciseError, match="NaN"):
+        check_function(lambda x, scale=2.0: x * np.nan, reference, cases, name="s")
+
+
+def test_tuples_dicts_and_tensors_are_compared_elementwise():
+    def ref(x):
+        return {"a": torch.as_tensor(x) * 2, "b": (x.sum(), x.mean())}
+
+    def good(x):
+        return {"a": torch.as_tensor(x) + x, "b": (x.sum(), x.sum() / x.size)}
+
+    def bad(x):
+        return {"a": torch.as_tensor(x) * 2, "b": (x.sum(), x.sum())}
+
+    one = [Case((np.arange(4.0),))]
+    assert check_function(good, ref, one, name="d") is good
+    with pytest.raises(ExerciseError, match=r"\['b'\]\[1\]"):
+        check_function(bad, ref, one, name="d")
+
+
+def test_stochastic_functions_see_the_same_torch_seed():
+    def ref(n):
+        return torch.randn(n)
+
+    def mine(n):
+        return torch.randn(n)
+
+    assert check_function(mine, ref, [Case((5,)), Case((7,))], name="noise") is mine
+
+
+def test_a_non_function_is_refused():
+    with pytest.raises(TypeError, match="expected the function"):
+        check_function(42, reference, cases, name="s")
+
+
+def test_unknown_check_module_is_a_clear_error():
+    with pytest.raises(AttributeError, match="no check module 'nonexistent'"):
+        checks.nonexistent

@@ -1,0 +1,48 @@
+"""notebooks/ is generated from solutions/: in sync, solutions removed, hidden tests removed, no outputs."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
+
+
+def test_generated_notebooks_are_in_sync():
+    result = subprocess.run([sys.executable, "tools/make_learner_notebooks.py", "--check"],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_check_mode_catches_a_stale_notebook(tmp_path):
+    sols, nbs = tmp_path / "solutions", tmp_path / "notebooks"
+    sols.mkdir()
+    (sols / SOLUTIONS[0].name).write_text(SOLUTIONS[0].read_text())
+    tool = [sys.executable, "tools/make_learner_notebooks.py", "--solutions", str(sols), "--notebooks", str(nbs)]
+    assert subprocess.run(tool + ["--check"], cwd=ROOT, capture_output=True).returncode == 1
+    assert subprocess.run(tool, cwd=ROOT, capture_output=True).returncode == 0
+    assert subprocess.run(tool + ["--check"], cwd=ROOT, capture_output=True).returncode == 0
+    nb = nbformat.read(str(sols / SOLUTIONS[0].name), as_version=4)
+    nb.cells.append(nbformat.v4.new_markdown_cell("an edit"))
+    nbformat.write(nb, str(sols / SOLUTIONS[0].name))
+    stale = subprocess.run(tool + ["--check"], cwd=ROOT, capture_output=True, text=True)
+    assert stale.returncode == 1 and "out of date" in stale.stderr
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=[p.name for p in SOLUTIONS])
+def test_learner_copy_has_no_solutions_hidden_tests_or_outputs(path):
+    solution = nbformat.read(str(path), as_version=4)
+    learner = nbformat.read(str(ROOT / "notebooks" / path.name), as_version=4)
+    n_exercises = 0
+    for cell in learner.cells:
+        assert "### BEGIN SOLUTION" not in cell.source and "### BEGIN HIDDEN TESTS" not in cell.source
+        if cell.cell_type == "code":
+            assert not cell.outputs
+            n_exercises += "raise NotImplementedError()" in cell.source
+    n_solutions = sum("### BEGIN SOLUTION" in c.source for c in solution.cells)
+    assert n_exercises == n_solutions >= 1, f"{path.name} should have exercises, each cleared in the learner copy"
+    assert all(not c.get("outputs") for c in solution.cells if c.cell_type == "code"), \
+        f"solutions/{path.name} is committed with outputs: clear them"
