@@ -74,7 +74,7 @@ def test_tuples_dicts_and_tensors_are_compared_elementwise():
         return {"a": torch.as_tensor(x) * 2, "b": (x.sum(), x.mean())}
 
     def good(x):
-        return {"a": torch.as_tensor(x) + x, "b": (x.sum(), x.sum() / x.size)}
+        return {"a": torch.as_tensor(x) + torch.as_tensor(x), "b": (x.sum(), x.sum() / x.size)}
 
     def bad(x):
         return {"a": torch.as_tensor(x) * 2, "b": (x.sum(), x.sum())}
