@@ -347,7 +347,7 @@ def kl_posterior_linear(x, W, mu, sigma2, q_mean, q_log_var=None, *, q_scale_tri
     D, M = W.shape
     M_mat = W.T @ W + s2 * torch.eye(M, dtype=W.dtype, device=W.device)  # (M, M)
     P = M_mat / s2  # posterior precision (M, M)
-    m_p = torch.linalg.solve(M_mat, (x - mu).T).T  # (B, M)
+    m_p = torch.linalg.solve(M_mat, W.T @ (x - mu).T).T  # (B, M)
     diff = m_p - m  # (B, M)
     maha = ((diff @ P) * diff).sum(-1)  # (B,)
     tr = (P * (L @ L.transpose(-1, -2))).sum((-2, -1))  # tr(P S), P symmetric (B,)
