@@ -1,0 +1,287 @@
+"""Checks for the exercises on the ELBO (notebook 04).
+
+- ``check_reparameterize``: z = mu_z + exp(0.5 log_var) * eps (lecture: "Reparameterization
+  trick"), checked on its distribution and its gradients, so any way of drawing eps is fine;
+- ``check_kl_standard_normal``: the analytic KL(N(mu_z, diag(exp(log_var))) || N(0, I));
+- ``check_iwae_bound``: L_K = logsumexp_k(log w_k) - log K (Burda et al. 2016).
+
+Usage in a notebook::
+
+    from lvmlib import checks
+    reparameterize = checks.variational.check_reparameterize(reparameterize)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+
+from lvmlib import gaussian, variational, vae
+from lvmlib.checks._core import Case, ExerciseError, ExerciseNotDone, _mark_reference, check_function
+
+__all__ = ["check_reparameterize", "check_kl_standard_normal", "check_iwae_bound", "check_through"]
+
+
+# ----------------------------------------------------------------------------- shared helper
+def check_through(
+    learner: Callable,
+    reference: Callable,
+    summarize: Callable[[Callable], Callable],
+    cases,
+    *,
+    name: str,
+    known_mistakes: dict[str, Callable] | None = None,
+    **kw,
+) -> Callable:
+    """``check_function`` on summaries of the functions instead of their raw outputs.
+
+    ``summarize(fn)`` returns a function of the case's inputs that runs ``fn`` and returns
+    what must agree with the reference (moments of samples, gradients, ...). The verdict is
+    the one of :func:`check_function`; the function returned is the learner's own, or
+    lvmlib's ``reference`` while the exercise is not done.
+    """
+    if not callable(learner):
+        raise TypeError(f"{name}: expected the function you wrote, got {learner!r}")
+    if getattr(learner, "_lvmlib_substitute_for", None) is not None:
+        if kw.get("strict"):
+            raise ExerciseNotDone(f"{name}: not done yet (the reference implementation stands in for it).")
+        return learner
+    mistakes = {desc: summarize(fn) for desc, fn in (known_mistakes or {}).items()}
+    result = check_function(summarize(learner), summarize(reference), cases, name=name,
+                            known_mistakes=mistakes, **kw)
+    if getattr(result, "_lvmlib_substitute_for", None) is not None:
+        return _mark_reference(reference, name)
+    return learner
+
+
+def _t(rng: np.random.Generator, *shape, low=None, high=None, scale=1.0) -> torch.Tensor:
+    if low is not None:
+        return torch.as_tensor(rng.uniform(low, high, size=shape), dtype=torch.float64)
+    return torch.as_tensor(scale * rng.normal(size=shape), dtype=torch.float64)
+
+
+def _log_var(rng: np.random.Generator, *shape) -> torch.Tensor:
+    """Log-variances away from 0 (so that variance, std and log-std answers differ clearly)."""
+    mag = rng.uniform(0.7, 2.5, size=shape)
+    sign = rng.choice([-1.0, 1.0], size=shape)
+    return torch.as_tensor(mag * sign, dtype=torch.float64)
+
+
+# ----------------------------------------------------------------------------- reparameterize
+N_REPARAM = 40_000  # samples per (b, m) entry used to check the distribution of z
+
+
+def _reparam_cases(rng: np.random.Generator) -> Case:
+    B, M = int(rng.integers(2, 4)), int(rng.integers(2, 5))
+    return Case((_t(rng, B, M, scale=2.0), _log_var(rng, B, M)))
+
+
+def _reparam_summary(fn: Callable) -> Callable:
+    """Run fn on (mu_z, log_var) expanded to (N, B, M); summarise z's law and its gradients."""
+
+    def summary(mu_z, log_var):
+        mu = mu_z.clone().requires_grad_(True)
+        lv = log_var.clone().requires_grad_(True)
+        shape = (N_REPARAM, *mu_z.shape)  # (N, B, M)
+        z = fn(mu.expand(shape), lv.expand(shape))
+        if not torch.is_tensor(z):
+            raise ExerciseError(f"reparameterize: return z as a torch tensor, got {type(z).__name__}")
+        if z.shape != shape:
+            raise ExerciseError(
+                f"reparameterize: z must have the shape of mu_z; for inputs of shape {shape} it has {tuple(z.shape)}"
+            )
+        if not z.requires_grad:
+            raise ExerciseError(
+                "reparameterize: z carries no gradient back to mu_z and log_var. The point of the trick is "
+                "z = mu_z + sigma * eps with eps ~ N(0, I) drawn on its own (torch.randn_like), so that z is a "
+                "differentiable function of mu_z and log_var (torch.normal, .detach() or NumPy break the chain)."
+            )
+        g_mu, g_lv = torch.autograd.grad(z.sum(), (mu, lv), allow_unused=True)
+        g_mu = torch.zeros_like(mu) if g_mu is None else g_mu
+        g_lv = torch.zeros_like(lv) if g_lv is None else g_lv
+        with torch.no_grad():
+            sigma = torch.exp(0.5 * log_var)
+            eps = (z - mu_z) / sigma  # (N, B, M): should be N(0, 1) draws
+            return {
+                "mean of (z - mu_z) / sigma": eps.mean(0),
+                "std of (z - mu_z) / sigma": eps.std(0),
+                "dz/dmu_z (per sample)": g_mu / N_REPARAM,
+                # dz/dlog_var = 0.5 sigma eps = 0.5 (z - mu_z): the sum over samples, scaled
+                "dz/dlog_var - (z - mu_z)/2 (per sample)": (g_lv - 0.5 * (z - mu_z).sum(0)) / N_REPARAM,
+            }
+
+    return summary
+
+
+def _rp_std_is_var(mu_z, log_var):
+    return mu_z + torch.exp(log_var) * torch.randn_like(mu_z)
+
+
+def _rp_log_var_as_std(mu_z, log_var):
+    return mu_z + log_var * torch.randn_like(mu_z)
+
+
+def _rp_no_mu(mu_z, log_var):
+    return torch.exp(0.5 * log_var) * torch.randn_like(mu_z)
+
+
+def _rp_no_noise(mu_z, log_var):
+    return mu_z + torch.exp(0.5 * log_var)
+
+
+def _rp_torch_normal(mu_z, log_var):
+    return torch.normal(mu_z, torch.exp(0.5 * log_var))
+
+
+def check_reparameterize(learner: Callable, *, strict: bool = False, seed: int = 0) -> Callable:
+    """Check ``reparameterize(mu_z, log_var)`` -> z = mu_z + exp(0.5 log_var) * eps, eps ~ N(0, I).
+
+    The learner's z (for inputs expanded to 40,000 copies) must have mean mu_z and standard
+    deviation exp(0.5 log_var), and the gradients dz/dmu_z = 1, dz/dlog_var = (z - mu_z)/2.
+    """
+    return check_through(
+        learner, vae.reparameterize, _reparam_summary, _reparam_cases,
+        name="reparameterize", seed=seed, strict=strict, n_trials=3, rtol=0.0, atol=0.05,
+        known_mistakes={
+            "exp(log_var) is the VARIANCE sigma^2; the standard deviation is sigma = exp(0.5 * log_var). "
+            "(The lecture's slide code writes std = exp(log_std) because its encoder outputs a log-STD; "
+            "ours outputs the log-VARIANCE.)": _rp_std_is_var,
+            "log_var is a log-variance, not a standard deviation: sigma = exp(0.5 * log_var).": _rp_log_var_as_std,
+            "z must be centred on mu_z: z = mu_z + sigma * eps.": _rp_no_mu,
+            "the noise eps ~ N(0, I) is missing: z = mu_z + sigma * eps.": _rp_no_noise,
+            "torch.normal(mu_z, sigma) draws the right z but passes no gradient to mu_z and log_var; the "
+            "trick draws eps ~ N(0, I) alone and builds z = mu_z + sigma * eps.": _rp_torch_normal,
+        },
+        hint="sigma = torch.exp(0.5 * log_var); eps = torch.randn_like(sigma); z = mu_z + sigma * eps.",
+    )
+
+
+# ----------------------------------------------------------------------------- KL(q || N(0, I))
+def _kl_cases(rng: np.random.Generator) -> Case:
+    B, M = int(rng.integers(2, 6)), int(rng.integers(2, 6))
+    return Case((_t(rng, B, M, scale=1.5), _log_var(rng, B, M)))
+
+
+def _kl_reference(mu_z, log_var):
+    return gaussian.kl_normal_diag(mu_z, log_var)
+
+
+def _kl_no_half(mu_z, log_var):
+    return (mu_z**2 + log_var.exp() - log_var - 1).sum(-1)
+
+
+def _kl_sign(mu_z, log_var):
+    return 0.5 * (1 + log_var - mu_z**2 - log_var.exp()).sum(-1)
+
+
+def _kl_std_for_var(mu_z, log_var):
+    return 0.5 * (mu_z**2 + torch.exp(0.5 * log_var) - log_var - 1).sum(-1)
+
+
+def _kl_log_std(mu_z, log_var):
+    return 0.5 * (mu_z**2 + torch.exp(2 * log_var) - 2 * log_var - 1).sum(-1)
+
+
+def _kl_no_minus_one(mu_z, log_var):
+    return 0.5 * (mu_z**2 + log_var.exp() - log_var).sum(-1)
+
+
+def _kl_mean_over_m(mu_z, log_var):
+    return 0.5 * (mu_z**2 + log_var.exp() - log_var - 1).mean(-1)
+
+
+def _kl_sum_all(mu_z, log_var):
+    return 0.5 * (mu_z**2 + log_var.exp() - log_var - 1).sum()
+
+
+def _kl_log_var_sign(mu_z, log_var):
+    return 0.5 * (mu_z**2 + log_var.exp() + log_var - 1).sum(-1)
+
+
+def check_kl_standard_normal(learner: Callable, *, strict: bool = False, seed: int = 0) -> Callable:
+    """Check ``kl_standard_normal(mu_z, log_var)`` -> (B,) KL(N(mu_z, diag(exp(log_var))) || N(0, I)).
+
+    KL = 1/2 sum_m (mu_m^2 + exp(log_var_m) - log_var_m - 1)   (Kingma & Welling 2014, App. B).
+    """
+    return check_function(
+        learner, _kl_reference, _kl_cases,
+        name="kl_standard_normal", seed=seed, strict=strict,
+        known_mistakes={
+            "the factor 1/2 is missing: KL = 1/2 sum (mu^2 + sigma^2 - log sigma^2 - 1).": _kl_no_half,
+            "the sign is flipped: 1/2 sum (1 + log_var - mu^2 - exp(log_var)) is -KL (a KL is >= 0).": _kl_sign,
+            "exp(0.5 * log_var) is the standard deviation; the formula needs the VARIANCE exp(log_var).":
+                _kl_std_for_var,
+            "log_var is the log-VARIANCE (not the log-std): sigma^2 = exp(log_var), log sigma^2 = log_var.":
+                _kl_log_std,
+            "the -1 per dimension is missing (without it the KL of q = p is M/2, not 0).": _kl_no_minus_one,
+            "the KL of a product of independent dimensions is the SUM over m, not the mean.": _kl_mean_over_m,
+            "sum over the latent dimensions only (the last axis); keep one value per data point (B,).": _kl_sum_all,
+            "the log-variance enters with a minus sign: ... - log_var - 1.": _kl_log_var_sign,
+        },
+        hint="KL = 0.5 * (mu_z**2 + log_var.exp() - log_var - 1).sum(-1), one value per row.",
+    )
+
+
+# ----------------------------------------------------------------------------- IWAE bound
+def _iwae_case_list(seed: int) -> list[Case]:
+    rng = np.random.default_rng(seed)
+    cases = []
+    for offset in (-2.0, -40.0, -800.0, -1500.0):
+        K, B = int(rng.integers(3, 40)), int(rng.integers(2, 5))
+        while K == B:
+            K += 1
+        log_w = offset + torch.as_tensor(rng.normal(scale=3.0, size=(K, B)), dtype=torch.float64)  # (K, B)
+        cases.append(Case((log_w,)))
+    return cases
+
+
+def _iwae_no_log_k(log_w):
+    return torch.logsumexp(log_w, dim=0)
+
+
+def _iwae_elbo(log_w):
+    return log_w.mean(0)
+
+
+def _iwae_naive(log_w):
+    return torch.log(torch.exp(log_w).mean(0))
+
+
+def _iwae_wrong_dim(log_w):
+    return torch.logsumexp(log_w, dim=1) - math.log(log_w.shape[1])
+
+
+def _iwae_max(log_w):
+    return log_w.max(0).values
+
+
+def _iwae_plus_log_k(log_w):
+    return torch.logsumexp(log_w, dim=0) + math.log(log_w.shape[0])
+
+
+def check_iwae_bound(learner: Callable, *, strict: bool = False, seed: int = 0) -> Callable:
+    """Check ``iwae_bound(log_w)`` -> (B,) L_K = log (1/K) sum_k w_k from log_w (K, B).
+
+    Some cases have log-weights near -1000, where exp underflows: only logsumexp survives.
+    """
+    return check_function(
+        learner, variational.iwae_bound, _iwae_case_list(seed),
+        name="iwae_bound", seed=seed, strict=strict,
+        known_mistakes={
+            "the average needs its 1/K: L_K = logsumexp_k(log w_k) - log K (without it L_K grows with K "
+            "and is no longer a bound).": _iwae_no_log_k,
+            "the mean of the log-weights is the ELBO (L_1 averaged), not L_K: the log goes OUTSIDE the "
+            "average, log (1/K) sum_k w_k.": _iwae_elbo,
+            "log(mean(exp(log_w))) underflows: exp(-800) is 0 in floating point, so log gives -inf. "
+            "Use torch.logsumexp (it subtracts the maximum first).": _iwae_naive,
+            "the K samples are the FIRST axis of log_w (K, B); average over dim=0 and keep one value per "
+            "data point.": _iwae_wrong_dim,
+            "the largest weight alone is not the average: use logsumexp over the K samples, minus log K.":
+                _iwae_max,
+            "1/K means MINUS log K: L_K = logsumexp_k(log w_k) - log K.": _iwae_plus_log_k,
+        },
+        hint="L_K = torch.logsumexp(log_w, dim=0) - math.log(K), with K = log_w.shape[0].",
+    )
