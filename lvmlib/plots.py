@@ -50,3 +50,292 @@ def image_grid(images, *, shape=(8, 8), ncols=10, ax=None, title=None, cmap="gra
     if title:
         ax.set_title(title)
     return im
+
+
+def confidence_vs_density(confidence, log_p_x, groups, *, threshold=None, ax=None, title=None):
+    """Scatter of a classifier's confidence max_y p(y|x) against a density's log p(x), one colour per group.
+
+    Inputs: confidence (N,), log_p_x (N,), groups (N,) names of where each input came from;
+        threshold an optional log p(x) below which inputs are unfamiliar (a vertical line).
+    Returns: the axes.
+    """
+    conf, lp, groups = _numpy(confidence), _numpy(log_p_x), np.asarray(groups)
+    if not (conf.shape == lp.shape == groups.shape) or conf.ndim != 1:
+        raise ValueError(f"confidence, log_p_x and groups must be 1-D of one length, got "
+                         f"{conf.shape}, {lp.shape}, {groups.shape}")
+    ax = _axes(ax, figsize=(7, 4.5))
+    for name in dict.fromkeys(groups.tolist()):
+        sel = groups == name
+        ax.scatter(lp[sel], conf[sel], s=12, alpha=0.6, label=str(name))
+    if threshold is not None:
+        ax.axvline(float(threshold), color="k", ls="--", lw=1, label="unfamiliar below")
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlabel("log p(x) under the density model")
+    ax.set_ylabel("classifier confidence  max_y p(y|x)")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+# ----------------------------------------------------------------------------- linear-Gaussian models and PPCA
+def _ellipse_points(mean, cov, n_std=2.0, n=200) -> np.ndarray:
+    """Points (n, 2) on the n_std-standard-deviation contour of N(mean, cov) in 2-D."""
+    mean, cov = _numpy(mean).astype(float).reshape(2), _numpy(cov).astype(float).reshape(2, 2)
+    evals, evecs = np.linalg.eigh(cov)
+    t = np.linspace(0.0, 2.0 * np.pi, n)
+    circle = np.stack([np.cos(t), np.sin(t)])  # (2, n)
+    return (mean[:, None] + evecs @ (n_std * np.sqrt(np.clip(evals, 0, None))[:, None] * circle)).T  # (n, 2)
+
+
+def covariance_ellipse(mean, cov, *, n_std=2.0, ax=None, **style):
+    """Draw the contour at ``n_std`` standard deviations of a 2-D Gaussian N(mean, cov); returns the Line2D.
+
+    Inputs: mean (2,), cov (2, 2) symmetric positive semi-definite, numpy or torch.
+    """
+    cov_np = _numpy(cov)
+    if cov_np.shape != (2, 2) or _numpy(mean).size != 2:
+        raise ValueError(f"covariance_ellipse draws 2-D Gaussians: mean (2,), cov (2, 2); got "
+                         f"{_numpy(mean).shape}, {cov_np.shape}")
+    ax = _axes(ax)
+    pts = _ellipse_points(mean, cov, n_std)
+    (line,) = ax.plot(pts[:, 0], pts[:, 1], **style)
+    return line
+
+
+def monte_carlo_gaussian(samples, mean, cov, *, ax=None, title=None, n_std=2.0, max_points=1500):
+    """Samples of a 2-D Gaussian with the formula's contour and the samples' own (empirical) contour.
+
+    Inputs: samples (S, 2); mean (2,) and cov (2, 2) from the formula.
+    Returns: dict with the artists "samples", "formula", "empirical".
+    """
+    s = _numpy(samples).astype(float)
+    if s.ndim != 2 or s.shape[1] != 2:
+        raise ValueError(f"samples must be (S, 2), got shape {s.shape}")
+    ax = _axes(ax, figsize=(5, 5))
+    shown = s[:max_points]
+    out = {"samples": ax.scatter(shown[:, 0], shown[:, 1], s=4, alpha=0.25, color="0.4", label="samples")}
+    out["formula"] = covariance_ellipse(mean, cov, n_std=n_std, ax=ax, color="C3", lw=2.5,
+                                        label=f"formula ({n_std:g} sd)")
+    out["empirical"] = covariance_ellipse(s.mean(0), np.cov(s.T), n_std=n_std, ax=ax, color="C0", lw=1.5,
+                                          ls="--", label="empirical")
+    ax.plot(*_numpy(mean).reshape(2), "x", color="C3", ms=10, mew=2)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.legend(fontsize=8, loc="upper left")
+    if title:
+        ax.set_title(title)
+    return out
+
+
+def ppca_marginal(W, sigma2, mu=None, *, ax=None, lim=4.0, title=None, n_std=2.0):
+    """The marginal p(x) = N(mu, W W^T + sigma2 I) of a PPCA with D = 2, M = 1.
+
+    Draws the n_std contour of C = W W^T + sigma2 I, the noise-only circle (sigma2 I) and the
+    column of W as an arrow from mu. Inputs: W (2, 1), sigma2 > 0, mu (2,) (default 0).
+    Returns: dict with "C" (the Line2D of the contour), "noise", "W" (the arrow).
+    """
+    W = _numpy(W).astype(float).reshape(2, -1)
+    if W.shape[1] != 1:
+        raise ValueError(f"ppca_marginal draws D = 2, M = 1: W must be (2, 1), got {W.shape}")
+    s2 = float(_numpy(sigma2))
+    if not s2 > 0:
+        raise ValueError(f"sigma2 must be positive, got {s2}")
+    mu = np.zeros(2) if mu is None else _numpy(mu).astype(float).reshape(2)
+    ax = _axes(ax, figsize=(4, 4))
+    C = W @ W.T + s2 * np.eye(2)
+    out = {
+        "C": covariance_ellipse(mu, C, n_std=n_std, ax=ax, color="C0", lw=2, label="p(x): W W^T + sigma2 I"),
+        "noise": covariance_ellipse(mu, s2 * np.eye(2), n_std=n_std, ax=ax, color="0.5", ls=":",
+                                    label="noise alone: sigma2 I"),
+        "W": ax.annotate("", xy=mu + W[:, 0], xytext=mu,
+                         arrowprops=dict(arrowstyle="->", color="C3", lw=2)),
+    }
+    ax.plot([], [], color="C3", label="W (the latent direction)")
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return out
+
+
+def ppca_projection_2d(X, mu, W, X_rec, *, ax=None, title=None):
+    """The lecture's "projection of 2-D data onto 1-D": data, principal direction, reconstructions.
+
+    Inputs: X (N, 2) data; mu (2,), W (2, 1) of a PPCA with M = 1; X_rec (N, 2) the
+    reconstructions W E[z | x] + mu (they lie on the line through mu along W).
+    Returns: dict with "data", "direction", "reconstructions", "links".
+    """
+    X, X_rec = _numpy(X).astype(float), _numpy(X_rec).astype(float)
+    mu, W = _numpy(mu).astype(float).reshape(2), _numpy(W).astype(float).reshape(2, -1)
+    if X.ndim != 2 or X.shape[1] != 2 or X_rec.shape != X.shape or W.shape != (2, 1):
+        raise ValueError(f"need X (N, 2), X_rec like X and W (2, 1); got {X.shape}, {X_rec.shape}, {W.shape}")
+    ax = _axes(ax, figsize=(6, 5))
+    from matplotlib.collections import LineCollection
+
+    links = LineCollection(np.stack([X, X_rec], axis=1), colors="0.7", linewidths=0.6, zorder=1)
+    ax.add_collection(links)
+    u = W[:, 0] / np.linalg.norm(W[:, 0])
+    t = (X - mu) @ u
+    span = np.array([t.min() - 1.0, t.max() + 1.0])
+    out = {
+        "links": links,
+        "data": ax.scatter(X[:, 0], X[:, 1], s=12, color="C0", zorder=2, label="data x"),
+        "direction": ax.plot(mu[0] + span * u[0], mu[1] + span * u[1], color="C3", lw=1.5, zorder=1,
+                             label="principal direction (along W)")[0],
+        "reconstructions": ax.scatter(X_rec[:, 0], X_rec[:, 1], s=12, color="C1", marker="x", zorder=3,
+                                      label="reconstruction W E[z|x] + mu"),
+    }
+    ax.plot(*mu, "k+", ms=12, mew=2, label="mu")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
+    ax.legend(fontsize=8, loc="best")
+    if title:
+        ax.set_title(title)
+    return out
+
+
+def latent_1d(z_mean, z_std=None, *, ax=None, title=None, bins=30):
+    """Histogram of 1-D posterior means E[z | x_n] against the prior N(0, 1); returns the axes.
+
+    Inputs: z_mean (N,) or (N, 1); z_std the posterior standard deviation (one number for PPCA),
+    drawn as a bar of +-1 sd around 0.
+    """
+    z = _numpy(z_mean).astype(float).reshape(-1)
+    ax = _axes(ax, figsize=(5, 3))
+    ax.hist(z, bins=bins, density=True, color="C1", alpha=0.6, label="posterior means E[z|x]")
+    grid = np.linspace(min(-3.5, z.min()), max(3.5, z.max()), 200)
+    ax.plot(grid, np.exp(-0.5 * grid**2) / np.sqrt(2 * np.pi), color="k", lw=1, label="prior p(z) = N(0, 1)")
+    if z_std is not None:
+        s = float(_numpy(z_std))
+        ax.errorbar([0.0], [0.05], xerr=[[s], [s]], fmt="o", color="C3", capsize=4,
+                    label=f"posterior sd = {s:.3f}")
+    ax.set_xlabel("z")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def eigen_spectrum(eigenvalues, n_components, sigma2=None, *, ax=None, title=None):
+    """Eigenvalues of the sample covariance (largest first), the M kept ones highlighted, sigma2_ML dashed.
+
+    Inputs: eigenvalues (D,) in any order; n_components M; sigma2 the average of the discarded ones.
+    Returns: the axes.
+    """
+    lam = np.sort(_numpy(eigenvalues).astype(float).reshape(-1))[::-1]
+    M = int(n_components)
+    ax = _axes(ax, figsize=(6, 3.5))
+    idx = np.arange(1, lam.size + 1)
+    ax.bar(idx[:M], lam[:M], color="C0", label=f"kept (M = {M})")
+    ax.bar(idx[M:], lam[M:], color="0.7", label="discarded")
+    if sigma2 is not None:
+        ax.axhline(float(_numpy(sigma2)), color="C3", ls="--", label="sigma2_ML (their average)")
+    ax.set_yscale("log")
+    ax.set_xlabel("i (eigenvalues of S, largest first)")
+    ax.set_ylabel("lambda_i")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def reconstructions_by_components(originals, reconstructions, *, shape=(8, 8), ax=None, title=None,
+                                  cmap="gray_r", vmin=None, vmax=None):
+    """Rows of images: the originals, then their reconstructions for each M.
+
+    Inputs: originals (n, H*W); reconstructions {M: (n, H*W)} (rows in the dict's order).
+    Returns: the AxesImage.
+    """
+    rows = [("data", _numpy(originals).astype(float))]
+    rows += [(f"M = {m}", _numpy(r).astype(float)) for m, r in reconstructions.items()]
+    n = rows[0][1].shape[0]
+    h, w = shape
+    for label, r in rows:
+        if r.shape != (n, h * w):
+            raise ValueError(f"row {label!r} has shape {r.shape}, expected ({n}, {h * w})")
+    canvas = np.full((len(rows) * (h + 1) - 1, n * (w + 1) - 1), np.nan)
+    for i, (_, r) in enumerate(rows):
+        for j in range(n):
+            canvas[i * (h + 1):i * (h + 1) + h, j * (w + 1):j * (w + 1) + w] = r[j].reshape(h, w)
+    ax = _axes(ax, figsize=(n * 0.55 + 1.2, len(rows) * 0.55 + 0.4))
+    im = ax.imshow(canvas, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([i * (h + 1) + h / 2 - 0.5 for i in range(len(rows))])
+    ax.set_yticklabels([label for label, _ in rows], fontsize=8)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.tick_params(length=0)
+    if title:
+        ax.set_title(title)
+    return im
+
+
+def loglik_vs_components(components, curves, *, ax=None, title=None, ylabel="mean log p(x) [nats]"):
+    """Mean log-likelihood against the number of components M, one line per data part.
+
+    Inputs: components (K,) the values of M; curves {"train": (K,), "test": (K,), ...}.
+    Returns: dict name -> Line2D.
+    """
+    Ms = _numpy(components).astype(float)
+    ax = _axes(ax, figsize=(6, 4))
+    out = {}
+    for name, values in curves.items():
+        v = _numpy(values).astype(float)
+        if v.shape != Ms.shape:
+            raise ValueError(f"curve {name!r} has {v.shape} values for {Ms.shape} values of M")
+        (out[name],) = ax.plot(Ms, v, "o-", label=name)
+    ax.set_xlabel("number of components M")
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    return out
+
+
+def loglik_history(histories, *, reference=None, reference_label="closed form (the maximum)", ax=None,
+                   title=None, xlabel="iteration", ylabel="mean log p(x) [nats]", skip=0):
+    """Log-likelihood per iteration of iterative fits, with the closed-form value as a line.
+
+    Inputs: histories {name: sequence of mean log-likelihoods}; reference a number (the
+    closed form's mean log-likelihood); skip the first iterations not to show (they can be
+    far below and squash the rest).
+    Returns: dict name -> Line2D (and "reference").
+    """
+    ax = _axes(ax, figsize=(6, 4))
+    out = {}
+    for name, h in histories.items():
+        h = _numpy(h).astype(float).reshape(-1)
+        (out[name],) = ax.plot(np.arange(skip, h.size), h[skip:], label=name)
+    if reference is not None:
+        out["reference"] = ax.axhline(float(_numpy(reference)), color="k", ls="--", lw=1, label=reference_label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return out
+
+
+def timing_vs_dimension(dims, times, *, ax=None, title=None, ylabel="seconds"):
+    """Run time against the data dimension D on log-log axes, one line per method.
+
+    Inputs: dims (K,); times {method: (K,) seconds}. Returns: dict method -> Line2D.
+    """
+    D = _numpy(dims).astype(float)
+    ax = _axes(ax, figsize=(6, 4))
+    out = {}
+    for name, t in times.items():
+        t = _numpy(t).astype(float)
+        if t.shape != D.shape:
+            raise ValueError(f"times[{name!r}] has shape {t.shape}, dims has {D.shape}")
+        (out[name],) = ax.loglog(D, t, "o-", label=name)
+    ax.set_xlabel("data dimension D")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return out
