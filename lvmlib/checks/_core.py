@@ -151,7 +151,8 @@ def check_function(
         strict: an unfinished exercise raises :class:`ExerciseNotDone` instead of falling back.
         hint: a sentence added to the error message of a wrong answer.
     Returns:
-        the learner's function when it is right, the reference when the exercise is not done.
+        the learner's function when it is right, the reference when the exercise is not done;
+        None when ``strict`` (a hidden test only verifies, and shows no value in the notebook).
     """
     if not callable(learner):
         raise TypeError(f"{name}: expected the function you wrote, got {learner!r}")
@@ -208,5 +209,5 @@ def check_function(
 
     if not quiet:
         print(f"✓ {name}: correct on {len(case_list)} random inputs.")
-    return learner
+    return None if strict else learner
 
