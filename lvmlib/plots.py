@@ -103,7 +103,7 @@ def covariance_ellipse(mean, cov, *, n_std=2.0, ax=None, **style):
     return line
 
 
-def monte_carlo_gaussian(samples, mean, cov, *, ax=None, title=None, n_std=2.0, max_points=1500):
+def monte_carlo_gaussian(samples, mean, cov, *, ax=None, title=None, n_std=2.0, max_points=1500, label="samples"):
     """Samples of a 2-D Gaussian with the formula's contour and the samples' own (empirical) contour.
 
     Inputs: samples (S, 2); mean (2,) and cov (2, 2) from the formula.
@@ -114,7 +114,7 @@ def monte_carlo_gaussian(samples, mean, cov, *, ax=None, title=None, n_std=2.0, 
         raise ValueError(f"samples must be (S, 2), got shape {s.shape}")
     ax = _axes(ax, figsize=(5, 5))
     shown = s[:max_points]
-    out = {"samples": ax.scatter(shown[:, 0], shown[:, 1], s=4, alpha=0.25, color="0.4", label="samples")}
+    out = {"samples": ax.scatter(shown[:, 0], shown[:, 1], s=4, alpha=0.25, color="0.4", label=label)}
     out["formula"] = covariance_ellipse(mean, cov, n_std=n_std, ax=ax, color="C3", lw=2.5,
                                         label=f"formula ({n_std:g} sd)")
     out["empirical"] = covariance_ellipse(s.mean(0), np.cov(s.T), n_std=n_std, ax=ax, color="C0", lw=1.5,
