@@ -233,7 +233,7 @@ def _lecture_summary(cls) -> Callable:
         except AttributeError as err:
             if "loss" in str(err):
                 raise ExerciseError(
-                    f"LectureVAE.neg_elbo: {err}. torch.nn has no `loss.mse` (the slide's pseudo-code). "
+                    f"LectureVAE.neg_elbo: {err}. `nn.loss.mse` does not exist in PyTorch (the slide's pseudo-code). "
                     "With p(x|z) = N(x | x_hat, I) the reconstruction term is the Gaussian log-likelihood "
                     "log N(x | x_hat, I): use lvmlib.gaussian.log_normal_diag."
                 ) from err
@@ -361,14 +361,17 @@ def _au_reference(mu_z, threshold=1e-2):
     return variational.active_units(mu_z, threshold)
 
 
-def _au_cases(rng: np.random.Generator) -> Case:
-    N, M = int(rng.integers(500, 900)), int(rng.integers(4, 9))
-    scales = np.where(rng.random(M) < 0.5, 10 ** rng.uniform(-2.5, -1.6, M), rng.uniform(0.3, 1.5, M))
-    scales[0], scales[1] = 0.01, 1.0  # at least one collapsed and one active unit
-    offsets = rng.normal(scale=1.0, size=M) + 0.5
-    mu_z = offsets + scales * rng.normal(size=(N, M))  # (N, M)
-    threshold = float(rng.choice([1e-2, 2e-2]))
-    return Case((torch.as_tensor(mu_z, dtype=torch.float64),), {"threshold": threshold})
+def _au_case_list(seed: int) -> list[Case]:
+    rng = np.random.default_rng(seed)
+    cases = []
+    for threshold in (1e-2, 5e-2, 2e-2, 1e-2):
+        N, M = int(rng.integers(500, 900)), int(rng.integers(4, 9))
+        scales = np.where(rng.random(M) < 0.5, 10 ** rng.uniform(-2.5, -1.6, M), rng.uniform(0.3, 1.5, M))
+        scales[:3] = 0.01, 1.0, 0.17  # a collapsed unit, an active one, one between the thresholds
+        offsets = rng.normal(scale=1.0, size=M) + 0.5
+        mu_z = offsets + scales * rng.normal(size=(N, M))  # (N, M)
+        cases.append(Case((torch.as_tensor(mu_z, dtype=torch.float64),), {"threshold": threshold}))
+    return cases
 
 
 def _au_std(mu_z, threshold=1e-2):
@@ -402,7 +405,7 @@ def check_active_units(learner: Callable, *, strict: bool = False, seed: int = 0
     Either variance normalisation (1/N or 1/(N-1)) is accepted.
     """
     return check_function(
-        learner, _au_reference, _au_cases,
+        learner, _au_reference, _au_case_list(seed),
         name="active_units", seed=seed, strict=strict, rtol=5e-3, atol=1e-9,
         known_mistakes={
             "A_m is the VARIANCE of the posterior means over the data, not their standard deviation.": _au_std,

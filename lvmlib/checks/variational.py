@@ -41,7 +41,7 @@ def check_through(
     ``summarize(fn)`` returns a function of the case's inputs that runs ``fn`` and returns
     what must agree with the reference (moments of samples, gradients, ...). The verdict is
     the one of :func:`check_function`; the function returned is the learner's own, or
-    lvmlib's ``reference`` while the exercise is not done.
+    lvmlib's ``reference`` while the exercise is not done (None when ``strict``).
     """
     if not callable(learner):
         raise TypeError(f"{name}: expected the function you wrote, got {learner!r}")
@@ -52,6 +52,8 @@ def check_through(
     mistakes = {desc: summarize(fn) for desc, fn in (known_mistakes or {}).items()}
     result = check_function(summarize(learner), summarize(reference), cases, name=name,
                             known_mistakes=mistakes, **kw)
+    if kw.get("strict"):
+        return None  # a hidden test only verifies
     if getattr(result, "_lvmlib_substitute_for", None) is not None:
         return _mark_reference(reference, name)
     return learner

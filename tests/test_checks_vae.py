@@ -1,0 +1,245 @@
+"""The checks of notebook 05 (lvmlib.checks.vae) accept right answers and catch wrong ones.
+
+For every check: an independent right answer passes and is returned; an unfinished exercise
+gets lvmlib's reference back, or ExerciseNotDone with strict=True; each typical wrong answer
+(the lecture's slide-code errata among them) raises ExerciseError whose message names it.
+"""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lvmlib.checks import ExerciseError, ExerciseNotDone
+from lvmlib.checks import vae as vchecks
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError()
+
+
+def _named(check, wrong, fragment):
+    with pytest.raises(ExerciseError) as info:
+        check(wrong)
+    assert not isinstance(info.value, ExerciseNotDone)
+    assert fragment in str(info.value), str(info.value)
+
+
+def _not_done(check, stub_fn):
+    fallback = check(stub_fn)
+    assert fallback is not stub_fn and getattr(fallback, "_lvmlib_substitute_for", None)
+    with pytest.raises(ExerciseNotDone):
+        check(stub_fn, strict=True)
+    with pytest.raises(ExerciseNotDone):
+        check(fallback, strict=True)
+    return fallback
+
+
+# ----------------------------------------------------------------------------- the slide code, fixed
+class RightVAE(nn.Module):
+    """Written independently of lvmlib: torch.distributions for every density."""
+
+    def __init__(self, D, M, H=300):
+        super().__init__()
+        self.D, self.M = D, M
+        self.enc1, self.enc2 = nn.Linear(D, H), nn.Linear(H, 2 * M)
+        self.dec1, self.dec2 = nn.Linear(M, H), nn.Linear(H, D)
+
+    def reparameterize(self, mu_z, log_var):
+        return torch.distributions.Normal(mu_z, torch.exp(0.5 * log_var)).rsample()
+
+    def forward(self, x):
+        mu_z, log_var = self.enc2(F.relu(self.enc1(x))).view(-1, 2, self.M).unbind(1)
+        z = self.reparameterize(mu_z, log_var)
+        return self.dec2(F.relu(self.dec1(z))), z, mu_z, log_var
+
+    def neg_elbo(self, x, x_hat, z, mu_z, log_var):
+        Normal = torch.distributions.Normal
+        RE = Normal(x_hat, 1.0).log_prob(x).sum(-1)
+        KL = Normal(mu_z, torch.exp(0.5 * log_var)).log_prob(z).sum(-1) - Normal(0.0, 1.0).log_prob(z).sum(-1)
+        return -(RE - KL)
+
+
+class SlideBugDecodesX(RightVAE):  # erratum 4: x_hat = self.dec2(x)
+    def forward(self, x):
+        x = F.relu(self.enc1(x))
+        x = self.enc2(x).view(-1, 2, self.M)
+        mu, log_var = x[:, 0, :], x[:, 1, :]
+        z = self.reparameterize(mu, log_var)
+        x_hat = F.relu(self.dec1(z))
+        x_hat = self.dec2(x)
+        return x_hat, z, mu, log_var
+
+
+class SlideBugNnLossMse(RightVAE):  # erratum 4: nn.loss.mse does not exist
+    def neg_elbo(self, x, x_hat, z, mu_z, log_var):
+        RE = nn.loss.mse(x, x_hat)
+        return -(RE - 0.0)
+
+
+class SlideBugSign(RightVAE):  # erratum 4: RE a squared error, then -(RE - KL)
+    def neg_elbo(self, x, x_hat, z, mu_z, log_var):
+        RE = F.mse_loss(x_hat, x, reduction="none").sum(-1)
+        Normal = torch.distributions.Normal
+        KL = Normal(mu_z, torch.exp(0.5 * log_var)).log_prob(z).sum(-1) - Normal(0.0, 1.0).log_prob(z).sum(-1)
+        return -(RE - KL)
+
+
+class SlideBugLogStd(RightVAE):  # erratum 4: the slide's std = exp(log_std) kept with a log-variance
+    def reparameterize(self, mu_z, log_var):
+        std = torch.exp(log_var)
+        return mu_z + torch.randn_like(std) * std
+
+
+class DecodesMean(RightVAE):
+    def forward(self, x):
+        x_hat, z, mu_z, log_var = super().forward(x)
+        return self.dec2(F.relu(self.dec1(mu_z))), z, mu_z, log_var
+
+
+class ThreeOutputs(RightVAE):  # the slide's forward returns (x_hat, mu, log_std) only
+    def forward(self, x):
+        x_hat, z, mu_z, log_var = super().forward(x)
+        return x_hat, mu_z, log_var
+
+
+class RenamedLayers(RightVAE):
+    def __init__(self, D, M, H=300):
+        super().__init__(D, M, H)
+        self.encoder_hidden = self.enc1
+        del self.enc1
+
+
+class MseMean(RightVAE):
+    def neg_elbo(self, x, x_hat, z, mu_z, log_var):
+        Normal = torch.distributions.Normal
+        KL = Normal(mu_z, torch.exp(0.5 * log_var)).log_prob(z).sum(-1) - Normal(0.0, 1.0).log_prob(z).sum(-1)
+        return F.mse_loss(x_hat, x, reduction="none").mean(-1) + KL
+
+
+class KlPlus(RightVAE):
+    def neg_elbo(self, x, x_hat, z, mu_z, log_var):
+        Normal = torch.distributions.Normal
+        RE = Normal(x_hat, 1.0).log_prob(x).sum(-1)
+        KL = Normal(mu_z, torch.exp(0.5 * log_var)).log_prob(z).sum(-1) - Normal(0.0, 1.0).log_prob(z).sum(-1)
+        return -(RE + KL)
+
+
+class NoConstant(RightVAE):
+    def neg_elbo(self, x, x_hat, z, mu_z, log_var):
+        return super().neg_elbo(x, x_hat, z, mu_z, log_var) - 0.5 * x.shape[-1] * np.log(2 * np.pi)
+
+
+class AnalyticKl(RightVAE):
+    def neg_elbo(self, x, x_hat, z, mu_z, log_var):
+        RE = torch.distributions.Normal(x_hat, 1.0).log_prob(x).sum(-1)
+        return -(RE - 0.5 * (mu_z**2 + log_var.exp() - log_var - 1).sum(-1))
+
+
+class StubVAE(RightVAE):
+    def reparameterize(self, mu_z, log_var):
+        raise NotImplementedError()
+
+    def forward(self, x):
+        raise NotImplementedError()
+
+    def neg_elbo(self, x, x_hat, z, mu_z, log_var):
+        raise NotImplementedError()
+
+
+def test_lecture_vae_right_answer_passes():
+    assert vchecks.check_lecture_vae(RightVAE) is RightVAE
+    assert vchecks.check_lecture_vae(RightVAE, strict=True, seed=1) is None
+
+
+def test_lecture_vae_not_done_gives_the_fixed_reference():
+    fallback = _not_done(vchecks.check_lecture_vae, StubVAE)
+    model = fallback(6, 2)
+    assert isinstance(model, vchecks.LectureVAE)
+    x_hat, z, mu_z, log_var = model(torch.rand(4, 6))
+    assert x_hat.shape == (4, 6) and z.shape == mu_z.shape == log_var.shape == (4, 2)
+
+
+@pytest.mark.parametrize("wrong, fragment", [
+    (SlideBugDecodesX, "self.dec2(x)"),
+    (SlideBugNnLossMse, "nn.loss.mse"),
+    (SlideBugSign, "the slide's sign error"),
+    (SlideBugLogStd, "log-VARIANCE"),
+    (DecodesMean, "x_hat is not the decoder applied to z"),
+    (ThreeOutputs, "four tensors"),
+    (RenamedLayers, "enc1"),
+    (MseMean, "MEAN squared error"),
+    (KlPlus, "plus sign"),
+    (NoConstant, "constant D/2 log(2 pi)"),
+    (AnalyticKl, "single-sample"),
+])
+def test_lecture_vae_wrong_answers_named(wrong, fragment):
+    _named(vchecks.check_lecture_vae, wrong, fragment)
+
+
+def test_fixed_reference_matches_torch_distributions():
+    # the reference's loss, term by term, against torch.distributions' Normal log-densities
+    torch.manual_seed(0)
+    model = vchecks.LectureVAE(5, 2)
+    x = torch.rand(3, 5)
+    x_hat, z, mu_z, log_var = model(x)
+    got = model.neg_elbo(x, x_hat, z, mu_z, log_var)
+    want = RightVAE.neg_elbo(None, x, x_hat, z, mu_z, log_var)
+    torch.testing.assert_close(got, want)
+
+
+# ----------------------------------------------------------------------------- categorical log p(x|z)
+def cat_right(x, logits):
+    return torch.distributions.Categorical(logits=logits).log_prob(x).sum(-1)
+
+
+def test_categorical_right_answer_passes():
+    assert vchecks.check_log_px_categorical(cat_right) is cat_right
+    assert vchecks.check_log_px_categorical(cat_right, strict=True, seed=1) is None
+
+
+def test_categorical_not_done():
+    _not_done(vchecks.check_log_px_categorical, stub)
+
+
+def _gather(table, x):
+    return torch.gather(table, -1, x.unsqueeze(-1)).squeeze(-1)
+
+
+@pytest.mark.parametrize("wrong, fragment", [
+    (lambda x, lg: _gather(torch.softmax(lg, -1), x).sum(-1), "sums probabilities"),
+    (lambda x, lg: _gather(lg, x).sum(-1), "raw logits"),
+    (lambda x, lg: _gather(torch.log_softmax(lg, -2), x).sum(-1), "wrong axis"),
+    (lambda x, lg: _gather(torch.log_softmax(lg, -1), x).mean(-1), "SUM over the D pixels"),
+    (lambda x, lg: _gather(F.logsigmoid(lg), x).sum(-1), "log-sigmoid"),
+])
+def test_categorical_wrong_answers_named(wrong, fragment):
+    _named(vchecks.check_log_px_categorical, wrong, fragment)
+
+
+# ----------------------------------------------------------------------------- active units
+def au_right(mu_z, threshold=1e-2):
+    A = np.var(mu_z.numpy(), axis=0, ddof=1)  # the unbiased variance is accepted too
+    return int((A > threshold).sum()), torch.as_tensor(A)
+
+
+def test_active_units_right_answer_passes():
+    assert vchecks.check_active_units(au_right) is au_right
+    assert vchecks.check_active_units(au_right, strict=True, seed=1) is None
+
+
+def test_active_units_not_done():
+    _not_done(vchecks.check_active_units, stub)
+
+
+@pytest.mark.parametrize("wrong, fragment", [
+    (lambda m, threshold=1e-2: (int((m.std(0) > threshold).sum()), m.std(0)), "not their standard deviation"),
+    (lambda m, threshold=1e-2: (int((m.var(1, unbiased=False) > threshold).sum()), m.var(1, unbiased=False)),
+     "over the data points"),
+    (lambda m, threshold=1e-2: (int(((m**2).mean(0) > threshold).sum()), (m**2).mean(0)), "subtracts the mean"),
+    (lambda m, threshold=1e-2: (int((m.var(0) < threshold).sum()), m.var(0)), "ABOVE the threshold"),
+    (lambda m, threshold=1e-2: (int((m.var(0) > 0.01).sum()), m.var(0)), "differs from the reference"),  # threshold ignored
+])
+def test_active_units_wrong_answers_named(wrong, fragment):
+    _named(vchecks.check_active_units, wrong, fragment)
