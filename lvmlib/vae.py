@@ -374,11 +374,10 @@ class CategoricalDecoder(Decoder):
 
     def _levels(self, x: torch.Tensor) -> torch.Tensor:
         self._check_x(x)
-        if x.is_floating_point():
-            if not torch.all(x == torch.round(x)):
-                raise ValueError("x must hold integer levels 0..L-1 for the categorical likelihood, got non-integers")
+        if x.is_floating_point() and bool((x != torch.round(x)).any()):
+            raise ValueError("x must hold integer levels 0..L-1 for the categorical likelihood, got non-integers")
         xl = x.long()
-        if xl.numel() and (xl.min() < 0 or xl.max() > self.L - 1):
+        if bool(((xl < 0) | (xl > self.L - 1)).any()):
             raise ValueError(f"x must hold integer levels in 0..{self.L - 1}, got values in {int(xl.min())}..{int(xl.max())}")
         return xl
 
@@ -461,7 +460,7 @@ class VAE(nn.Module):
             self.decoder._levels(x)  # validates integer levels in 0..L-1
         elif not x.is_floating_point():
             x = x.to(self.dtype)
-        if self.config.likelihood == "bernoulli" and x.numel() and (x.min() < 0 or x.max() > 1):
+        if self.config.likelihood == "bernoulli" and bool(((x < 0) | (x > 1)).any()):
             raise ValueError("x must lie in [0, 1] for the Bernoulli likelihood (use scale='unit' data)")
         return x
 

@@ -326,3 +326,39 @@ def test_linear_vae_at_ppca_solution_has_elbo_equal_to_log_likelihood(M, varianc
         assert torch.all((ana["elbo"] - ref[:20]).abs() < 5 * sd / math.sqrt(K))
         # (4) importance sampling with the exact posterior: every weight is p(x)
         torch.testing.assert_close(vae.log_px(X[:50], K=10, chunk=3), ref[:50], atol=1e-5, rtol=0)
+
+
+def test_vae_uses_monte_carlo_kl_for_a_prior_without_closed_form():
+    from lvmlib.priors import Prior
+
+    class WidePrior(Prior):  # N(0, 4 I), deliberately without analytic_kl
+        def sample(self, n, generator=None):
+            return 2.0 * torch.randn(n, self.M, generator=generator)
+
+        def log_prob(self, z):
+            return Normal(0.0, 2.0).log_prob(z).sum(-1)
+
+    torch.manual_seed(0)
+    vae = VAE(small_config(likelihood="gaussian"))
+    vae.prior = WidePrior(2)
+    x = torch.rand(5, 6)
+    out = vae(x, generator=torch.Generator().manual_seed(0))
+    mu_z, log_var = vae.encode(x)
+    z = reparameterize(mu_z, log_var, generator=torch.Generator().manual_seed(0))
+    q = Normal(mu_z, torch.exp(0.5 * log_var))
+    torch.testing.assert_close(out["kl"], q.log_prob(z).sum(-1) - Normal(0.0, 2.0).log_prob(z).sum(-1))
+    assert vae.sample(3).shape == (3, 6)
+
+
+def test_vae_state_dict_round_trip_with_weights_only(tmp_path):
+    cfg = small_config(likelihood="gaussian", variance="learned", n_hidden_layers=2, activation="leaky_relu")
+    vae = VAE(cfg)
+    with torch.no_grad():
+        vae.decoder.log_var_x.fill_(-1.0)
+    torch.save({"model": vae.state_dict(), "config": dataclasses.asdict(cfg)}, tmp_path / "m.pt")
+    ckpt = torch.load(tmp_path / "m.pt", weights_only=True)
+    back = VAE(VAEConfig(**ckpt["config"]))
+    back.load_state_dict(ckpt["model"])
+    x = torch.rand(4, 6)
+    torch.testing.assert_close(back.encode(x), vae.encode(x))
+    torch.testing.assert_close(back.decoder.log_var_x, torch.full((6,), -1.0))
