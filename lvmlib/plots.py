@@ -210,7 +210,7 @@ def latent_1d(z_mean, z_std=None, *, ax=None, title=None, bins=30):
     grid = np.linspace(min(-3.5, z.min()), max(3.5, z.max()), 200)
     ax.plot(grid, np.exp(-0.5 * grid**2) / np.sqrt(2 * np.pi), color="k", lw=1, label="prior p(z) = N(0, 1)")
     if z_std is not None:
-        s = float(_numpy(z_std))
+        s = float(_numpy(z_std).reshape(-1)[0])
         ax.errorbar([0.0], [0.05], xerr=[[s], [s]], fmt="o", color="C3", capsize=4,
                     label=f"posterior sd = {s:.3f}")
     ax.set_xlabel("z")
@@ -339,3 +339,199 @@ def timing_vs_dimension(dims, times, *, ax=None, title=None, ylabel="seconds"):
     if title:
         ax.set_title(title)
     return out
+
+
+# ----------------------------------------------------------------------------- the ELBO (notebook 04)
+def jensen_inequality(w, *, ax=None, title=None, max_points=400):
+    """Jensen's inequality for the concave log: log E[w] >= E[log w].
+
+    Draws the curve log(w), the samples (w_i, log w_i), their centre of mass (E[w], E[log w])
+    (it lies below the curve) and the point (E[w], log E[w]) on the curve.
+    Inputs: w (N,) positive samples (e.g. importance weights p(x, z) / q(z|x) rescaled).
+    Returns: dict with "curve", "samples", "mean_of_log", "log_of_mean", "gap" (the artists).
+    """
+    w = _numpy(w).astype(float).reshape(-1)
+    if w.size < 2 or not np.all(w > 0):
+        raise ValueError("w must hold at least two positive samples")
+    ax = _axes(ax, figsize=(6, 4))
+    grid = np.linspace(w.min() * 0.8, w.max() * 1.05, 300)
+    mean_w, mean_log = w.mean(), np.log(w).mean()
+    out = {}
+    (out["curve"],) = ax.plot(grid, np.log(grid), color="k", lw=1.5, label="log w")
+    shown = w[:max_points]
+    out["samples"] = ax.scatter(shown, np.log(shown), s=10, alpha=0.35, label="samples (w_i, log w_i)")
+    (out["mean_of_log"],) = ax.plot([mean_w], [mean_log], "o", color="C3", ms=8, label="(E[w], E[log w])")
+    (out["log_of_mean"],) = ax.plot([mean_w], [np.log(mean_w)], "s", color="C2", ms=8, label="(E[w], log E[w])")
+    out["gap"] = ax.vlines(mean_w, mean_log, np.log(mean_w), color="C1", lw=2,
+                           label=f"gap log E[w] - E[log w] = {np.log(mean_w) - mean_log:.3f}")
+    ax.set_xlabel("w")
+    ax.set_ylabel("log w")
+    ax.legend(fontsize=8, loc="lower right")
+    if title:
+        ax.set_title(title)
+    return out
+
+
+def gap_vs_kl(kl, gap, *, labels=None, ax=None, title=None):
+    """The ELBO's gap log p(x) - ELBO(q) against KL(q || p(z|x)): the points lie on y = x.
+
+    Inputs: kl (N,), gap (N,) (one point per q), labels (optional, N strings for a legend).
+    Returns: dict with "points" (a list of PathCollections) and "diagonal".
+    """
+    kl = _numpy(kl).astype(float).reshape(-1)
+    gap = _numpy(gap).astype(float).reshape(-1)
+    if kl.shape != gap.shape:
+        raise ValueError(f"kl and gap must have the same length, got {kl.size} and {gap.size}")
+    ax = _axes(ax, figsize=(5, 4.5))
+    hi = max(kl.max(), gap.max(), 1e-12) * 1.1
+    (diag,) = ax.plot([0, hi], [0, hi], color="k", lw=1, ls="--", label="gap = KL")
+    points = []
+    if labels is None:
+        points.append(ax.scatter(kl, gap, s=30, zorder=3))
+    else:
+        for k, g, lab in zip(kl, gap, labels):
+            points.append(ax.scatter([k], [g], s=40, zorder=3, label=str(lab)))
+    ax.set_xlabel("KL(q(z|x) || p(z|x))  [nats]")
+    ax.set_ylabel("log p(x) - ELBO(q)  [nats]")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return {"points": points, "diagonal": diag}
+
+
+def gradient_variance(n_samples, variances, *, ax=None, title=None, ylabel="variance of the gradient estimate"):
+    """Variance of gradient estimators against the number of samples S (log-log), one line each.
+
+    Inputs: n_samples (K,); variances {estimator name: (K,) variances}.
+    Returns: dict name -> Line2D.
+    """
+    S = _numpy(n_samples).astype(float).reshape(-1)
+    ax = _axes(ax, figsize=(6, 4))
+    out = {}
+    for name, v in variances.items():
+        v = _numpy(v).astype(float).reshape(-1)
+        if v.shape != S.shape:
+            raise ValueError(f"variances[{name!r}] has {v.size} values for {S.size} sample sizes")
+        (out[name],) = ax.loglog(S, v, "o-", label=name)
+    ax.set_xlabel("samples S per estimate")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return out
+
+
+def iwae_vs_k(Ks, bounds, *, log_px=None, spread=None, ax=None, title=None, ylabel="mean bound [nats]"):
+    """The importance-weighted bound L_K against K (log x-axis), with the exact log p(x) as a line.
+
+    Inputs: Ks (n,); bounds (n,) mean L_K; log_px a number (the limit); spread (n,) optional
+    standard deviations of L_K over repeats (drawn as a band).
+    Returns: dict with "bound", and "band" / "log_px" when drawn.
+    """
+    K = _numpy(Ks).astype(float).reshape(-1)
+    b = _numpy(bounds).astype(float).reshape(-1)
+    if K.shape != b.shape:
+        raise ValueError(f"Ks and bounds must have the same length, got {K.size} and {b.size}")
+    ax = _axes(ax, figsize=(6, 4))
+    out = {}
+    (out["bound"],) = ax.semilogx(K, b, "o-", label="L_K (importance-weighted bound)")
+    if spread is not None:
+        s = _numpy(spread).astype(float).reshape(-1)
+        out["band"] = ax.fill_between(K, b - s, b + s, alpha=0.2, color=out["bound"].get_color())
+    if log_px is not None:
+        out["log_px"] = ax.axhline(float(_numpy(log_px)), color="k", ls="--", lw=1, label="exact log p(x)")
+    ax.set_xlabel("K (importance samples)")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return out
+
+
+# ----------------------------------------------------------------------------- the VAE (notebook 05)
+def training_curves(history, key="loss", *, ax=None, title=None, ylabel=None):
+    """Training and validation curves of one logged term from ``lvmlib.training``'s history.
+
+    Inputs: history, the ``TrainResult.history`` dict ({"epoch", "train": {key: [...]},
+    "val_epoch", "val": {key: [...]}}), or a dict {label: such a history} for several runs;
+    key, the term to draw ("loss", "elbo", "re", "kl").
+    Returns: dict label -> Line2D ("train"/"val", or "<run> train"/"<run> val").
+    """
+    runs = {"": history} if "train" in history else dict(history)
+    ax = _axes(ax, figsize=(6, 4))
+    out = {}
+    for i, (run, h) in enumerate(runs.items()):
+        if key not in h.get("train", {}):
+            raise ValueError(f"the history has no term {key!r}; it has {sorted(h.get('train', {}))}")
+        prefix = f"{run} " if run else ""
+        color = f"C{i}"
+        (out[prefix + "train"],) = ax.plot(h["epoch"], h["train"][key], color=color, alpha=0.6,
+                                          label=prefix + "train")
+        if h.get("val") and key in h["val"]:
+            (out[prefix + "val"],) = ax.plot(h["val_epoch"], h["val"][key], color=color, ls="--",
+                                            label=prefix + "validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel or key)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return out
+
+
+def latent_activity(values, *, threshold=None, ax=None, title=None, ylabel="Var_x[mu_z]  (log scale)", log=True):
+    """Grouped bars per latent dimension (e.g. A_m = Var_x(mu_z,m) or KL_m), one colour per model.
+
+    Inputs: values {model name: (M,)}; threshold (drawn as a horizontal line, e.g. the 0.01 of
+    active units). Returns: dict name -> BarContainer (and "threshold").
+    """
+    ax = _axes(ax, figsize=(7, 3.5))
+    names = list(values)
+    width = 0.8 / max(1, len(names))
+    out = {}
+    for i, name in enumerate(names):
+        v = _numpy(values[name]).astype(float).reshape(-1)
+        x = np.arange(v.size) + (i - (len(names) - 1) / 2) * width
+        out[name] = ax.bar(x, v, width=width, label=name)
+    if threshold is not None:
+        out["threshold"] = ax.axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:g}")
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("latent dimension m")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return out
+
+
+def latent_traversal(images, values, *, dims=None, shape=(8, 8), ax=None, title=None, cmap="gray_r"):
+    """A static latent traversal: row r shows the decoder's output as latent dim ``dims[r]`` sweeps
+    over ``values`` (the other dimensions fixed).
+
+    Inputs: images (R, S, H*W) (R dimensions, S steps); values (S,) the swept values;
+    dims (R,) the dimension indices (default 0..R-1).
+    Returns: the AxesImage.
+    """
+    imgs = _numpy(images).astype(float)
+    if imgs.ndim != 3:
+        raise ValueError(f"images must have shape (R, S, H*W), got {imgs.shape}")
+    R, S, _ = imgs.shape
+    vals = _numpy(values).astype(float).reshape(-1)
+    if vals.size != S:
+        raise ValueError(f"values has {vals.size} entries for {S} steps")
+    dims = list(range(R)) if dims is None else [int(d) for d in dims]
+    h, w = shape
+    ax = _axes(ax, figsize=(S * 0.6 + 1.0, R * 0.6 + 0.8))
+    im = image_grid(imgs.reshape(R * S, -1), shape=shape, ncols=S, ax=ax, cmap=cmap)
+    ax.set_axis_on()
+    ax.set_xticks([c * (w + 1) + (w - 1) / 2 for c in range(S)])
+    ax.set_xticklabels([f"{v:.1f}" for v in vals], fontsize=7)
+    ax.set_yticks([r * (h + 1) + (h - 1) / 2 for r in range(R)])
+    ax.set_yticklabels([f"z{d}" for d in dims], fontsize=8)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_xlabel("value of the swept latent dimension")
+    if title:
+        ax.set_title(title)
+    return im
