@@ -178,6 +178,12 @@ class Encoder(nn.Module):
     """q_phi(z|x) = N(z | mu_z(x), diag(exp(log_var(x)))).
 
     Network (lecture): x -> Linear(D, H) -> ReLU -> Linear(H, 2M) -> split into mu_z, log_var.
+
+    The second half is the LOG-VARIANCE log sigma^2, not the log-std of the slide ("We model
+    means and log-std"; its code even writes ``log std`` with a space, which is not a Python
+    name). Both are unconstrained outputs; with log-variance, sigma = exp(0.5 * log_var) and
+    the KL term needs no squaring. A notebook that follows the slide's log-std must use
+    sigma = exp(log_std) and 2 * log_std wherever a log-variance appears.
     """
 
     def __init__(self, D: int, M: int, H: int = 256, n_hidden_layers: int = 1, activation: str = "relu"):
