@@ -1,0 +1,92 @@
+"""How an exercise behaves for a learner and for an instructor's autograder.
+
+- a learner's notebook with a wrong answer stops at the check, with a message that helps
+  (the unfinished notebook running to the end is shown by nbval over notebooks/);
+- nbgrader, run on the course as it is, generates the assignment and autogrades it:
+  an unfinished submission scores 0, a correct one full marks.
+"""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+ROOT = Path(__file__).resolve().parent.parent
+NB00 = "00_why_generative_models.ipynb"
+
+
+def fill_exercise(nb, grade_id, body):
+    """Replace the body of a learner's exercise cell (the stub) with ``body``."""
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
+            assert "raise NotImplementedError()" in cell.source
+            cell.source = cell.source.replace("# YOUR CODE HERE\n", "").replace("raise NotImplementedError()", body)
+            return nb
+    raise AssertionError(f"no cell {grade_id!r}")
+
+
+def run(nb, cwd):
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+
+
+def test_wrong_answer_stops_at_the_check_with_a_helpful_message(tmp_path):
+    nb = nbformat.read(str(ROOT / "notebooks" / NB00), as_version=4)
+    fill_exercise(nb, "log_joint", "return log_p_y_given_x * log_p_x[:, None]")
+    with pytest.raises(CellExecutionError) as info:
+        run(nb, tmp_path)
+    message = str(info.value)
+    assert "ExerciseError" in message and "log_joint: not right yet" in message
+    assert "known mistake: multiplying the log-probabilities" in message
+    executed = [c for c in nb.cells if c.cell_type == "code" and c.get("execution_count")]
+    assert "check_log_joint" in executed[-1].source, "execution should stop at the check cell"
+
+
+def solved_copy(release_nb, source_nb):
+    """A student's submission: the released notebook with each answer cell taken from the solutions."""
+    answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in source_nb.cells
+               if c.metadata.get("nbgrader", {}).get("solution")}
+    for cell in release_nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            cell.source = "\n".join(line for line in answers[grade_id].splitlines()
+                                    if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
+    return release_nb
+
+
+@pytest.mark.slow
+def test_nbgrader_generates_and_autogrades_the_course(tmp_path):
+    nbgrader = [sys.executable, "-m", "nbgrader"]
+    (tmp_path / "source" / "ex00").mkdir(parents=True)
+    shutil.copy(ROOT / "solutions" / NB00, tmp_path / "source" / "ex00" / NB00)
+    (tmp_path / "nbgrader_config.py").write_text('c = get_config()\nc.CourseDirectory.course_id = "lvm"\n')
+
+    def call(*args):
+        result = subprocess.run(nbgrader + list(args), cwd=tmp_path, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    call("generate_assignment", "ex00", "--force")
+    released = tmp_path / "release" / "ex00" / NB00
+    release_nb = nbformat.read(str(released), as_version=4)
+    assert not any("BEGIN HIDDEN TESTS" in c.source or "BEGIN SOLUTION" in c.source for c in release_nb.cells)
+
+    for student in ("unfinished", "solved"):
+        (tmp_path / "submitted" / student / "ex00").mkdir(parents=True)
+    shutil.copy(released, tmp_path / "submitted" / "unfinished" / "ex00" / NB00)
+    source_nb = nbformat.read(str(tmp_path / "source" / "ex00" / NB00), as_version=4)
+    nbformat.write(solved_copy(release_nb, source_nb), str(tmp_path / "submitted" / "solved" / "ex00" / NB00))
+
+    call("autograde", "ex00")
+    call("export", "--to", str(tmp_path / "grades.csv"))
+    rows = (tmp_path / "grades.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    scores = {r.split(",")[header.index("student_id")]: r.split(",") for r in rows[1:]}
+    score = {s: float(v[header.index("score")]) for s, v in scores.items()}
+    max_score = float(scores["solved"][header.index("max_score")])
+    assert max_score >= 2
+    assert score["solved"] == max_score
+    assert score["unfinished"] == 0.0
