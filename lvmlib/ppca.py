@@ -234,6 +234,19 @@ def _loglik_centered(Xc: torch.Tensor, W: torch.Tensor, s2: torch.Tensor, P: tor
     return -0.5 * (D * LOG_2PI + logdet + quad), chol
 
 
+def _mean_loglik_from_cov(S: torch.Tensor, trace_S: torch.Tensor, W: torch.Tensor, s2: torch.Tensor):
+    """Mean log-likelihood of centred data from its (1/N) scatter matrix S (D, D), O(D^2 M).
+
+    mean_n (x_n - mu)^T C^-1 (x_n - mu) = tr(C^-1 S) = (tr S - tr(M^-1 W^T S W)) / sigma2.
+    """
+    D, M = W.shape
+    chol = torch.linalg.cholesky(_M(W, s2))  # (M, M)
+    G = W.mT @ (S @ W)  # (M, M)
+    tr_quad = (trace_S - torch.diagonal(torch.cholesky_solve(G, chol)).sum()) / s2
+    logdet = (D - M) * torch.log(s2) + 2.0 * torch.log(torch.diagonal(chol)).sum()
+    return -0.5 * (D * LOG_2PI + logdet + tr_quad)
+
+
 def log_likelihood(X, W, mu, sigma2) -> torch.Tensor:
     """Per-sample marginal log-likelihood log p(x_n) = log N(x_n | mu, C), C = W W^T + sigma2 I.
 
@@ -465,7 +478,7 @@ def fit_em(
 def fit_gradient(
     X,
     n_components: int,
-    n_steps: int = 2000,
+    n_steps: int = 1000,
     lr: float = 0.03,
     *,
     batch_size: int | None = None,
@@ -515,25 +528,33 @@ def fit_gradient(
     log_s2 = torch.log(s20 / scale**2).detach().clone().requires_grad_(True)  # ()
     opt = torch.optim.Adam([W, log_s2], lr=float(lr))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(n_steps, 1)) if lr_decay else None
+    full_batch = batch_size is None or batch_size >= N
+    if full_batch and N >= D:
+        # the full-batch likelihood depends on the data only through S: O(D^2 M) per step
+        S = (Xs.mT @ Xs) / N  # (D, D)
+        trace_S = torch.diagonal(S).sum()
     history: list[float] = []
     perm = None
     pos = N
     bar = _progress(range(n_steps + 1), progress, "PPCA gradient")
     for t in bar:
-        if batch_size is None or batch_size >= N:
-            batch = Xs
+        if full_batch and N >= D:
+            mean_ll = _mean_loglik_from_cov(S, trace_S, W, torch.exp(log_s2))
         else:
-            if pos + batch_size > N:
-                perm = torch.randperm(N, generator=generator).to(Xs.device)
-                pos = 0
-            batch = Xs[perm[pos : pos + batch_size]]  # (B, D)
-            pos += batch_size
-        ll, _ = _loglik_centered(batch, W, torch.exp(log_s2))
-        loss = -ll.mean()
-        history.append(-loss.item() - log_jac.item())
+            if full_batch:
+                batch = Xs
+            else:
+                if pos + batch_size > N:
+                    perm = torch.randperm(N, generator=generator).to(Xs.device)
+                    pos = 0
+                batch = Xs[perm[pos : pos + batch_size]]  # (B, D)
+                pos += batch_size
+            mean_ll = _loglik_centered(batch, W, torch.exp(log_s2))[0].mean()
+        loss = -mean_ll
+        history.append(mean_ll.item() - log_jac.item())
         if progress:
             bar.set_postfix(loglik=f"{history[-1]:.4f}")
-        if t == n_steps or (tol is not None and batch is Xs and t > 0 and history[-1] - history[-2] < tol):
+        if t == n_steps or (tol is not None and full_batch and t > 0 and history[-1] - history[-2] < tol):
             break
         opt.zero_grad(set_to_none=True)
         loss.backward()
