@@ -34,6 +34,26 @@ def run(nb, cwd):
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
 
 
+def outputs_text(nb):
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_unfinished_notebook_runs_to_the_end_on_the_reference(tmp_path):
+    nb = nbformat.read(str(ROOT / "notebooks" / NB00), as_version=4)
+    run(nb, tmp_path)
+    text = outputs_text(nb)
+    assert "log_joint: not done yet" in text and "unfamiliar: not done yet" in text
+    assert all(c.get("execution_count") for c in nb.cells if c.cell_type == "code")
+
+
+def test_right_answer_is_confirmed(tmp_path):
+    nb = nbformat.read(str(ROOT / "notebooks" / NB00), as_version=4)
+    fill_exercise(nb, "log_joint", "return log_p_y_given_x + log_p_x.reshape(-1, 1)")
+    run(nb, tmp_path)
+    text = outputs_text(nb)
+    assert "✓ log_joint: correct" in text and "unfamiliar: not done yet" in text
+
+
 def test_wrong_answer_stops_at_the_check_with_a_helpful_message(tmp_path):
     nb = nbformat.read(str(ROOT / "notebooks" / NB00), as_version=4)
     fill_exercise(nb, "log_joint", "return log_p_y_given_x * log_p_x[:, None]")
