@@ -435,6 +435,7 @@ def fit_em(
     init="random",
     generator: torch.Generator | None = None,
     progress: bool = False,
+    callback=None,
 ) -> FitResult:
     """Fit PPCA by EM (``em_step`` repeated), O(N D M) per iteration.
 
@@ -446,7 +447,9 @@ def fit_em(
              tol: stop when the mean log-likelihood rises by less than tol nats/sample in a
              step (None: run all n_iter steps); init: "random" (W ~ N(0, var/M), sigma2 =
              average variance; seeded by ``generator``) or a pair (W0, sigma2_0);
-             progress: show a tqdm bar.
+             progress: show a tqdm bar; callback: None or a function callback(t, mean_loglik)
+             called after each evaluation (t = steps done); returning True stops the fit there
+             (e.g. to stop at a target likelihood, or to plot live).
     Returns: FitResult(W (D, M), mu (D,), sigma2 (0-d), history) with history[t] the mean
              log-likelihood after t steps (history[0]: at the initial values).
     """
@@ -455,6 +458,8 @@ def fit_em(
     M = _check_n_components(n_components, D)
     n_iter = _check_positive_int("n_iter", n_iter, allow_zero=True)
     tol = _check_tol(tol)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be a function callback(t, mean_loglik) or None, got {callback!r}")
     mu = X.mean(dim=0)  # (D,)
     Xc = X - mu  # (N, D)
     sq_norm_total = (Xc * Xc).sum()
@@ -468,6 +473,8 @@ def fit_em(
         if progress:
             bar.set_postfix(loglik=f"{history[-1]:.4f}")
         if t == n_iter or (tol is not None and t > 0 and history[-1] - history[-2] < tol):
+            break
+        if callback is not None and callback(t, history[-1]):
             break
         W, s2 = _em_update(Xc, W, s2, P, sq_norm_total)
     if progress:
@@ -487,6 +494,7 @@ def fit_gradient(
     init="random",
     generator: torch.Generator | None = None,
     progress: bool = False,
+    callback=None,
 ) -> FitResult:
     """Fit PPCA by gradient ascent (Adam) on the exact log-likelihood ``log_likelihood``.
 
@@ -502,7 +510,7 @@ def fit_gradient(
              stochastic gradients as the lecture suggests for large N; tol: stop when a
              full-batch step raises the mean log-likelihood by less than tol (None: never);
              lr_decay: cosine-decay the learning rate to 0 over n_steps (helps land on the
-             optimum); init, generator, progress: as in ``fit_em``.
+             optimum); init, generator, progress, callback: as in ``fit_em``.
     Returns: FitResult(W (D, M), mu (D,), sigma2 (0-d), history) with history[t] the mean
              log-likelihood (full batch, or of the minibatch when batch_size is set) at the
              parameters before step t+1; the last entry is at the returned parameters.
@@ -518,6 +526,8 @@ def fit_gradient(
         batch_size = _check_positive_int("batch_size", batch_size)
     if not isinstance(lr_decay, bool):
         raise TypeError(f"lr_decay must be True or False, got {lr_decay!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be a function callback(t, mean_loglik) or None, got {callback!r}")
     mu = X.mean(dim=0)  # (D,)
     Xc = X - mu  # (N, D)
     W0, s20 = _init_params(init, Xc, M, generator)
@@ -555,6 +565,8 @@ def fit_gradient(
         if progress:
             bar.set_postfix(loglik=f"{history[-1]:.4f}")
         if t == n_steps or (tol is not None and full_batch and t > 0 and history[-1] - history[-2] < tol):
+            break
+        if callback is not None and callback(t, history[-1]):
             break
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -604,8 +616,8 @@ class PPCA:
         """Fit W, mu, sigma2 to the rows of X.
 
         method: "closed_form" (``closed_form``; keywords: none), "em" (``fit_em``; keywords
-        n_iter, tol, init, generator, progress) or "gradient" (``fit_gradient``; keywords
-        n_steps, lr, batch_size, tol, lr_decay, init, generator, progress).
+        n_iter, tol, init, generator, progress, callback) or "gradient" (``fit_gradient``;
+        keywords n_steps, lr, batch_size, tol, lr_decay, init, generator, progress, callback).
         normalization: "ml" (1/N covariance, the maximum likelihood) or "unbiased"
         (1/(N-1), as scikit-learn's PCA); "unbiased" applies to the closed form only, the
         iterative fits maximise the likelihood ("ml").
