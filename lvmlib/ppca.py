@@ -104,7 +104,8 @@ def _check_data(X, name: str = "X", min_samples: int = 1, dtype: torch.dtype | N
         raise ValueError(f"{name} must have at least {min_samples} samples (rows), got N={X.shape[0]}")
     if X.shape[1] < 1:
         raise ValueError(f"{name} must have at least one feature (column), got D={X.shape[1]}")
-    if not torch.isfinite(X).all():
+    # NaN/inf propagate through a sum: one cheap reduction, the elementwise test only if needed
+    if not torch.isfinite(X.sum()) and not torch.isfinite(X).all():
         raise ValueError(f"{name} contains NaN or inf values")
     return X
 
@@ -321,9 +322,14 @@ def closed_form(X, n_components: int, normalization: str = "ml"):
     Raises:  ValueError when the data has no variance outside M directions (sigma2 = 0).
     """
     X = _check_data(X, min_samples=2)
-    N, D = X.shape
-    M = _check_n_components(n_components, D)
+    M = _check_n_components(n_components, X.shape[1])
     _check_choice("normalization", normalization, NORMALIZATIONS)
+    return _closed_form(X, M, normalization)
+
+
+def _closed_form(X: torch.Tensor, M: int, normalization: str):
+    """``closed_form`` for checked inputs."""
+    N, D = X.shape
     denom = N if normalization == "ml" else N - 1
     mu = X.mean(dim=0)  # (D,)
     Xc = X - mu  # (N, D)
@@ -632,7 +638,7 @@ class PPCA:
         if method == "closed_form":
             if kw:
                 raise TypeError(f"method='closed_form' takes no extra keywords, got {sorted(kw)}")
-            W, mu, s2 = closed_form(X, self.n_components, normalization)
+            W, mu, s2 = _closed_form(X, self.n_components, normalization)
             history: list[float] = []
         else:
             if normalization != "ml":
