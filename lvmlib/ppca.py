@@ -219,18 +219,37 @@ def C_inverse(W, sigma2) -> torch.Tensor:
     return (eye - W @ Minv_Wt) / s2  # (D, D)
 
 
-def _loglik_centered(Xc: torch.Tensor, W: torch.Tensor, s2: torch.Tensor, P: torch.Tensor | None = None):
+def _sq_norm(A: torch.Tensor, dim=None) -> torch.Tensor:
+    """Squared Euclidean norm (of rows with dim=1, of everything with dim=None)."""
+    return torch.linalg.vector_norm(A, dim=dim) ** 2
+
+
+def _project(Xc: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """W^T (x_n - mu) for every row, as an (M, N) matrix (the layout the solves below use)."""
+    return W.mT @ Xc.mT  # (M, N)
+
+
+def _gram(Xc: torch.Tensor) -> torch.Tensor:
+    """Xc^T Xc (D, D). On the CPU, NumPy's ``A.T @ A`` calls BLAS's symmetric rank-k update
+    (half the work of a general product); elsewhere (GPU, autograd) a torch product."""
+    if Xc.device.type == "cpu" and not Xc.requires_grad and Xc.dtype in (torch.float32, torch.float64):
+        a = Xc.detach().numpy()
+        return torch.from_numpy(a.T @ a)  # (D, D)
+    return Xc.mT @ Xc  # (D, D)
+
+
+def _loglik_centered(Xc: torch.Tensor, W: torch.Tensor, s2: torch.Tensor, PT: torch.Tensor | None = None):
     """Per-sample log N(x | mu, C) for centred data Xc = X - mu (no input checks).
 
-    P = Xc W (N, M) may be passed in when already computed. Returns (ll (N,), chol of M).
+    PT = W^T Xc^T (M, N) may be passed in when already computed. Returns (ll (N,), chol of M).
     """
     N, D = Xc.shape
     M = W.shape[1]
-    if P is None:
-        P = Xc @ W  # (N, M)
+    if PT is None:
+        PT = _project(Xc, W)  # (M, N)
     chol = torch.linalg.cholesky(_M(W, s2))  # (M, M)
-    R = torch.linalg.solve_triangular(chol, P.mT, upper=False)  # (M, N) = L^-1 W^T (x - mu)
-    quad = ((Xc * Xc).sum(dim=1) - (R * R).sum(dim=0)) / s2  # (N,)
+    R = torch.linalg.solve_triangular(chol, PT, upper=False)  # (M, N) = L^-1 W^T (x - mu)
+    quad = (_sq_norm(Xc, dim=1) - (R * R).sum(dim=0)) / s2  # (N,)
     logdet = (D - M) * torch.log(s2) + 2.0 * torch.log(torch.diagonal(chol)).sum()  # log|C|
     return -0.5 * (D * LOG_2PI + logdet + quad), chol
 
@@ -284,7 +303,7 @@ def posterior(X, W, mu, sigma2):
 
 def _posterior_centered(Xc, W, s2):
     chol = torch.linalg.cholesky(_M(W, s2))  # (M, M)
-    mean = torch.cholesky_solve((Xc @ W).mT, chol).mT  # (N, M) = (M^-1 W^T (x - mu))^T
+    mean = torch.cholesky_solve(_project(Xc, W), chol).mT  # (N, M) = (M^-1 W^T (x - mu))^T
     cov = s2 * torch.cholesky_inverse(chol)  # (M, M)
     return mean, cov
 
@@ -334,7 +353,7 @@ def _closed_form(X: torch.Tensor, M: int, normalization: str):
     mu = X.mean(dim=0)  # (D,)
     Xc = X - mu  # (N, D)
     if N >= D:
-        S = (Xc.mT @ Xc) / denom  # (D, D)
+        S = _gram(Xc) / denom  # (D, D)
         evals, evecs = torch.linalg.eigh(S)  # ascending
         lam = evals.flip(0)[:M]  # (M,) largest first
         U = evecs[:, -M:].flip(1)  # (D, M)
@@ -343,7 +362,7 @@ def _closed_form(X: torch.Tensor, M: int, normalization: str):
         _, s, Vh = torch.linalg.svd(Xc, full_matrices=False)  # s (N,), Vh (N, D)
         lam = (s[:M] ** 2) / denom  # (M,)
         U = Vh[:M].mT  # (D, M)
-        total = (Xc * Xc).sum() / denom
+        total = _sq_norm(Xc) / denom
     sigma2 = (total - lam.sum()) / (D - M)
     scale = total / D
     if not sigma2 > 1e-12 * scale:
@@ -356,18 +375,17 @@ def _closed_form(X: torch.Tensor, M: int, normalization: str):
     return W, mu, sigma2
 
 
-def _em_update(Xc, W, s2, P, sq_norm_total):
-    """One EM update given P = Xc W (N, M); returns (W_new, sigma2_new). O(N D M)."""
+def _em_update(Xc, W, s2, PT, sq_norm_total):
+    """One EM update given PT = W^T Xc^T (M, N); returns (W_new, sigma2_new). O(N D M)."""
     N, D = Xc.shape
-    M = W.shape[1]
     chol = torch.linalg.cholesky(_M(W, s2))  # (M, M)
-    Ez = torch.cholesky_solve(P.mT, chol).mT  # (N, M): E[z_n] = M^-1 W^T (x_n - mu)
-    sum_Ezz = N * s2 * torch.cholesky_inverse(chol) + Ez.mT @ Ez  # (M, M): sum_n E[z_n z_n^T]
-    B = Xc.mT @ Ez  # (D, M): sum_n (x_n - mu) E[z_n]^T
+    EzT = torch.cholesky_solve(PT, chol)  # (M, N): column n is E[z_n] = M^-1 W^T (x_n - mu)
+    sum_Ezz = N * s2 * torch.cholesky_inverse(chol) + EzT @ EzT.mT  # (M, M): sum_n E[z_n z_n^T]
+    BT = EzT @ Xc  # (M, D): B = sum_n (x_n - mu) E[z_n]^T, transposed
     chol_zz = torch.linalg.cholesky(sum_Ezz)  # (M, M)
-    W_new = torch.cholesky_solve(B.mT, chol_zz).mT  # (D, M) = B (sum E[zz^T])^-1
-    s2_new = (sq_norm_total - 2.0 * (W_new * B).sum() + ((W_new.mT @ W_new) * sum_Ezz).sum()) / (N * D)
-    return W_new, s2_new
+    W_newT = torch.cholesky_solve(BT, chol_zz)  # (M, D) = (B (sum E[zz^T])^-1)^T
+    s2_new = (sq_norm_total - 2.0 * (W_newT * BT).sum() + ((W_newT @ W_newT.mT) * sum_Ezz).sum()) / (N * D)
+    return W_newT.mT.contiguous(), s2_new  # (D, M), ()
 
 
 def em_step(X, W, mu, sigma2):
@@ -388,13 +406,13 @@ def em_step(X, W, mu, sigma2):
     X = _check_data(X, min_samples=2)
     W, mu, s2 = _check_params(W, mu, sigma2, X=X)
     Xc = X - mu  # (N, D)
-    return _em_update(Xc, W, s2, Xc @ W, (Xc * Xc).sum())
+    return _em_update(Xc, W, s2, _project(Xc, W), _sq_norm(Xc))
 
 
 def _init_params(init, Xc: torch.Tensor, M: int, generator):
     """Initial (W, sigma2) for iterative fits: "random" or a user-given (W0, sigma2_0)."""
     N, D = Xc.shape
-    var = (Xc * Xc).sum() / (N * D)  # average variance per dimension
+    var = _sq_norm(Xc) / (N * D)  # average variance per dimension
     if isinstance(init, str):
         _check_choice("init", init, ("random",))
         W0 = torch.randn(D, M, generator=generator, dtype=Xc.dtype, device="cpu").to(Xc.device)
@@ -468,21 +486,20 @@ def fit_em(
         raise TypeError(f"callback must be a function callback(t, mean_loglik) or None, got {callback!r}")
     mu = X.mean(dim=0)  # (D,)
     Xc = X - mu  # (N, D)
-    sq_norm_total = (Xc * Xc).sum()
+    sq_norm_total = _sq_norm(Xc)
     W, s2 = _init_params(init, Xc, M, generator)
     history: list[float] = []
     bar = _progress(range(n_iter + 1), progress, "PPCA EM")
     for t in bar:
-        P = Xc @ W  # (N, M), shared by the likelihood and the E-step
-        ll, _ = _loglik_centered(Xc, W, s2, P)
+        PT = _project(Xc, W)  # (M, N), shared by the likelihood and the E-step
+        ll, _ = _loglik_centered(Xc, W, s2, PT)
         history.append(ll.mean().item())
         if progress:
             bar.set_postfix(loglik=f"{history[-1]:.4f}")
-        if t == n_iter or (tol is not None and t > 0 and history[-1] - history[-2] < tol):
+        stop = callback is not None and bool(callback(t, history[-1]))
+        if stop or t == n_iter or (tol is not None and t > 0 and history[-1] - history[-2] < tol):
             break
-        if callback is not None and callback(t, history[-1]):
-            break
-        W, s2 = _em_update(Xc, W, s2, P, sq_norm_total)
+        W, s2 = _em_update(Xc, W, s2, PT, sq_norm_total)
     if progress:
         bar.close()
     return FitResult(W, mu, s2, history)
@@ -537,7 +554,7 @@ def fit_gradient(
     mu = X.mean(dim=0)  # (D,)
     Xc = X - mu  # (N, D)
     W0, s20 = _init_params(init, Xc, M, generator)
-    scale = torch.sqrt((Xc * Xc).sum() / (N * D))
+    scale = torch.sqrt(_sq_norm(Xc) / (N * D))
     Xs = Xc / scale  # (N, D) data in units of its average standard deviation
     log_jac = D * torch.log(scale)
     W = (W0 / scale).detach().clone().requires_grad_(True)  # (D, M)
@@ -547,7 +564,7 @@ def fit_gradient(
     full_batch = batch_size is None or batch_size >= N
     if full_batch and N >= D:
         # the full-batch likelihood depends on the data only through S: O(D^2 M) per step
-        S = (Xs.mT @ Xs) / N  # (D, D)
+        S = _gram(Xs) / N  # (D, D)
         trace_S = torch.diagonal(S).sum()
     history: list[float] = []
     perm = None
@@ -570,9 +587,8 @@ def fit_gradient(
         history.append(mean_ll.item() - log_jac.item())
         if progress:
             bar.set_postfix(loglik=f"{history[-1]:.4f}")
-        if t == n_steps or (tol is not None and full_batch and t > 0 and history[-1] - history[-2] < tol):
-            break
-        if callback is not None and callback(t, history[-1]):
+        stop = callback is not None and bool(callback(t, history[-1]))
+        if stop or t == n_steps or (tol is not None and full_batch and t > 0 and history[-1] - history[-2] < tol):
             break
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -255,6 +255,31 @@ def test_em_tol_stops_early_and_init_pair(small):
     assert len(res.history) == 2  # one step, no gain: stop
 
 
+def test_iterative_fits_on_wide_data_reach_the_closed_form():
+    # N < D: the gradient fit works per sample (no D x D scatter matrix); EM is O(N D M)
+    X = _ppca_data(N=20, D=30, M=3, seed=4)
+    ml = log_likelihood(X, *closed_form(X, 3)).mean().item()
+    em = fit_em(X, 3, n_iter=3000, tol=1e-12, generator=_gen(0))
+    gr = fit_gradient(X, 3, n_steps=400, generator=_gen(0))
+    assert abs(em.history[-1] - ml) < 1e-3 and abs(gr.history[-1] - ml) < 1e-3
+
+
+def test_callback_stops_the_fit(small):
+    seen = []
+
+    def stop_at_three(t, ll):
+        seen.append((t, ll))
+        return t == 3
+
+    res = fit_em(small, 2, n_iter=100, tol=None, generator=_gen(0), callback=stop_at_three)
+    assert len(res.history) == 4 and [t for t, _ in seen] == [0, 1, 2, 3]
+    assert [ll for _, ll in seen] == res.history
+    res = fit_gradient(small, 2, n_steps=100, generator=_gen(0), callback=stop_at_three)
+    assert len(res.history) == 4
+    with pytest.raises(TypeError, match="callback"):
+        fit_em(small, 2, callback=3)
+
+
 def test_ppca_class_fit_methods_agree(small):
     ml = PPCA(2).fit(small).score(small)
     em = PPCA(2).fit(small, method="em", n_iter=2000, tol=1e-10, generator=_gen(0))
