@@ -221,7 +221,9 @@ def C_inverse(W, sigma2) -> torch.Tensor:
 
 def _sq_norm(A: torch.Tensor, dim=None) -> torch.Tensor:
     """Squared Euclidean norm (of rows with dim=1, of everything with dim=None)."""
-    return torch.linalg.vector_norm(A, dim=dim) ** 2
+    if A.requires_grad:  # the plain sum of squares has a gradient at zero too
+        return (A * A).sum() if dim is None else (A * A).sum(dim=dim)
+    return torch.linalg.vector_norm(A, dim=dim) ** 2  # one pass, no temporary (N, D) array
 
 
 def _project(Xc: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
