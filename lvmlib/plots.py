@@ -504,12 +504,13 @@ def latent_activity(values, *, threshold=None, ax=None, title=None, ylabel="Var_
     return out
 
 
-def latent_traversal(images, values, *, dims=None, shape=(8, 8), ax=None, title=None, cmap="gray_r"):
+def latent_traversal(images, values, *, dims=None, shape=(8, 8), ax=None, title=None, cmap="gray_r",
+                     vmin=None, vmax=None):
     """A static latent traversal: row r shows the decoder's output as latent dim ``dims[r]`` sweeps
     over ``values`` (the other dimensions fixed).
 
     Inputs: images (R, S, H*W) (R dimensions, S steps); values (S,) the swept values;
-    dims (R,) the dimension indices (default 0..R-1).
+    dims (R,) the dimension indices (default 0..R-1); vmin, vmax the grey-value range (e.g. 0, 16).
     Returns: the AxesImage.
     """
     imgs = _numpy(images).astype(float)
@@ -522,7 +523,7 @@ def latent_traversal(images, values, *, dims=None, shape=(8, 8), ax=None, title=
     dims = list(range(R)) if dims is None else [int(d) for d in dims]
     h, w = shape
     ax = _axes(ax, figsize=(S * 0.6 + 1.0, R * 0.6 + 0.8))
-    im = image_grid(imgs.reshape(R * S, -1), shape=shape, ncols=S, ax=ax, cmap=cmap)
+    im = image_grid(imgs.reshape(R * S, -1), shape=shape, ncols=S, ax=ax, cmap=cmap, vmin=vmin, vmax=vmax)
     ax.set_axis_on()
     ax.set_xticks([c * (w + 1) + (w - 1) / 2 for c in range(S)])
     ax.set_xticklabels([f"{v:.1f}" for v in vals], fontsize=7)
