@@ -24,8 +24,9 @@ Functional core (used by the exercises and by the class):
 ``closed_form``, ``em_step``, ``fit_em``, ``fit_gradient``. The class ``PPCA`` wraps them
 with fit / log_likelihood / posterior / encode / decode / reconstruct / sample.
 
-Inputs may be NumPy arrays or tensors. NumPy (and integer) inputs become float64 tensors
-(PPCA works in float64 by default); floating tensors keep their dtype and device.
+Inputs may be NumPy arrays or tensors. NumPy arrays (and integer tensors) become float64
+tensors (PPCA works in float64 by default); floating tensors keep their dtype and device,
+and parameters follow the data's dtype and device.
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ def _to_tensor(name: str, value, dtype: torch.dtype | None = None) -> torch.Tens
     elif isinstance(value, (np.ndarray, np.generic, list, tuple, float, int)) and not isinstance(value, bool):
         try:
             t = torch.as_tensor(np.asarray(value))
+            if dtype is None and t.is_floating_point():
+                t = t.to(torch.float64)  # PPCA works in double precision by default
         except (TypeError, ValueError) as err:
             raise TypeError(f"{name} must be a numeric array or tensor, got {type(value).__name__}") from err
     else:

@@ -100,6 +100,7 @@ def test_log_likelihood_accepts_numpy_and_float32():
     X = np.random.default_rng(0).normal(size=(6, 4))
     a = log_likelihood(X, W.numpy(), mu.numpy(), 0.3)
     assert a.dtype == DT
+    assert log_likelihood(X.astype(np.float32), W.numpy(), mu.numpy(), 0.3).dtype == DT  # NumPy -> float64
     b = log_likelihood(torch.as_tensor(X, dtype=torch.float32), W.float(), mu.float(), 0.3)
     assert b.dtype == torch.float32
     torch.testing.assert_close(b.double(), a, rtol=1e-5, atol=1e-5)
@@ -468,6 +469,7 @@ def test_bad_parameter_shapes(small):
 
 
 # ----------------------------------------------------------------------------- benchmark script
+@pytest.mark.slow
 def test_benchmark_quick_run(tmp_path):
     script = ROOT / "benchmarks" / "bench_ppca.py"
     out = subprocess.run(
