@@ -101,6 +101,29 @@ def _cholesky_spd(name: str, mat: torch.Tensor) -> torch.Tensor:
     return chol
 
 
+def _solve_vectors(chol: torch.Tensor, v: torch.Tensor, solve) -> torch.Tensor:
+    """Apply a matrix solve ``solve(chol, B)`` to the vectors v (..., n).
+
+    The vectors' extra leading dimensions become columns of B, so one factor serves many
+    vectors without being copied once per vector.
+    """
+    n = chol.shape[-1]
+    k = chol.dim() - 2
+    batch = torch.broadcast_shapes(v.shape[:-1], chol.shape[:-2])
+    inner, outer = batch[len(batch) - k :], batch[: len(batch) - k]
+    cols = v.expand(*batch, n).reshape(-1, *inner, n)  # (E, *inner, n), E = prod(outer)
+    out = solve(chol.expand(*inner, n, n), cols.movedim(0, -1))  # (*inner, n, E)
+    return out.movedim(-1, 0).reshape(*outer, *inner, n)  # (..., n)
+
+
+def _solve_lower(chol, B):
+    return torch.linalg.solve_triangular(chol, B, upper=False)
+
+
+def _cholesky_solve(chol, B):
+    return torch.cholesky_solve(B, chol)
+
+
 # ----------------------------------------------------------------------------- densities
 def log_normal_diag(x, mu, log_var) -> torch.Tensor:
     """Log-density of a Gaussian with diagonal covariance, summed over the last dimension.
@@ -166,12 +189,8 @@ def log_normal_full(x, mu, cov) -> torch.Tensor:
         raise ValueError(
             f"x {tuple(x.shape)} and mu {tuple(mu.shape)} must end in D={D}, the size of cov {tuple(cov.shape)}"
         )
-    diff = x - mu  # (..., D)
-    batch = torch.broadcast_shapes(diff.shape[:-1], chol.shape[:-2])
-    diff = diff.expand(*batch, D).unsqueeze(-1)  # (..., D, 1)
-    chol_b = chol.expand(*batch, D, D)  # (..., D, D)
-    r = torch.linalg.solve_triangular(chol_b, diff, upper=False).squeeze(-1)  # (..., D)
-    half_logdet = torch.log(torch.diagonal(chol_b, dim1=-2, dim2=-1)).sum(dim=-1)  # (...,)
+    r = _solve_vectors(chol, x - mu, _solve_lower)  # (..., D) = L^-1 (x - mu)
+    half_logdet = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(dim=-1)  # (batch of cov,)
     return -0.5 * D * LOG_2PI - half_logdet - 0.5 * (r**2).sum(dim=-1)
 
 
@@ -279,10 +298,6 @@ def linear_gaussian_posterior(y, mu, Lambda, A, b, L):
     chol = _cholesky_spd("Lambda + A^T L A", precision)  # (..., Dx, Dx)
     rhs = ((y - b).unsqueeze(-2) @ L.mT @ A).squeeze(-2)  # (..., Dx): A^T L (y - b)
     rhs = rhs + (Lambda @ mu.unsqueeze(-1)).squeeze(-1)  # (..., Dx): + Lambda mu
-    Dx = A.shape[-1]
-    batch = torch.broadcast_shapes(rhs.shape[:-1], chol.shape[:-2])
-    mean = torch.cholesky_solve(
-        rhs.expand(*batch, Dx).unsqueeze(-1), chol.expand(*batch, Dx, Dx)
-    ).squeeze(-1)  # (..., Dx)
+    mean = _solve_vectors(chol, rhs, _cholesky_solve)  # (..., Dx)
     cov = torch.cholesky_inverse(chol)  # (..., Dx, Dx)
     return mean, cov

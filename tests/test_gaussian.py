@@ -113,6 +113,10 @@ def test_log_normal_full_batched_covariances_broadcast():
     assert got.shape == (7, 3)
     ref = MultivariateNormal(mus, covs).log_prob(x)
     torch.testing.assert_close(got, ref)
+    # several leading dimensions in x, one shared covariance
+    x4 = torch.randn(2, 5, 3, 4, generator=g, dtype=DT)
+    torch.testing.assert_close(log_normal_full(x4, mus, covs), MultivariateNormal(mus, covs).log_prob(x4))
+    torch.testing.assert_close(log_normal_full(x4, mus[0], covs[0]), MultivariateNormal(mus[0], covs[0]).log_prob(x4))
 
 
 def test_log_normal_full_float32_numpy():
