@@ -265,6 +265,18 @@ def test_iterative_fits_on_wide_data_reach_the_closed_form():
     assert abs(em.history[-1] - ml) < 1e-3 and abs(gr.history[-1] - ml) < 1e-3
 
 
+def test_float32_tensors_stay_float32(small):
+    X32 = torch.as_tensor(small, dtype=torch.float32)
+    res = fit_em(X32, 2, n_iter=200, tol=1e-7, generator=_gen(0))
+    assert res.W.dtype == torch.float32 and res.sigma2.dtype == torch.float32
+    W, mu, s2 = closed_form(X32, 2)
+    assert W.dtype == torch.float32
+    ref = log_likelihood(small, *closed_form(small, 2)).mean().item()
+    assert log_likelihood(X32, W, mu, s2).mean().item() == pytest.approx(ref, abs=1e-4)
+    model = PPCA(2, dtype=torch.float32).fit(small)
+    assert model.W.dtype == torch.float32 and model.score(small) == pytest.approx(ref, abs=1e-4)
+
+
 def test_callback_stops_the_fit(small):
     seen = []
 
