@@ -83,6 +83,9 @@ class TrainConfig:
     patience       stop after this many epochs without a better validation loss
                    (None: never stop early; needs validation data otherwise)
     min_delta      an improvement must lower the validation loss by more than this
+    monitor        the output term that early stopping watches: "loss" (default), or another
+                   key of the model's output such as "elbo" (e.g. for a beta-VAE, whose loss is
+                   not -ELBO); monitor_mode "min" (default) or "max" says which way is better
     weight_decay   L2 penalty passed to the optimiser (>= 0)
     grad_clip      clip the global gradient norm to this value (None: no clipping)
     lr_schedule    "constant" | "cosine" (to lr * lr_min_factor at max_epochs) |
@@ -110,6 +113,8 @@ class TrainConfig:
     max_epochs: int = 1000
     patience: int | None = 20
     min_delta: float = 0.0
+    monitor: str = "loss"
+    monitor_mode: str = "min"
     weight_decay: float = 0.0
     grad_clip: float | None = None
     lr_schedule: str = "constant"
@@ -156,6 +161,10 @@ class TrainConfig:
         if not isinstance(self.lr_schedule, str) or self.lr_schedule not in _SCHEDULES:
             raise ValueError(f"TrainConfig.lr_schedule must be one of {_SCHEDULES}, got {self.lr_schedule!r}")
         _float("lr", 0.0, strict=True)
+        if not isinstance(self.monitor, str) or not self.monitor:
+            raise ValueError(f"TrainConfig.monitor must be the name of an output term such as 'loss', got {self.monitor!r}")
+        if self.monitor_mode not in ("min", "max"):
+            raise ValueError(f"TrainConfig.monitor_mode must be 'min' or 'max', got {self.monitor_mode!r}")
         _int("batch_size", 1)
         _int("max_epochs", 1)
         _int("patience", 1, allow_none=True)
@@ -207,8 +216,9 @@ class TrainResult:
              of each epoch), "train": {key: [...]}, "val_epoch": [...], "val": {key: [...]}};
              ``train[key][i]`` is the epoch average of the model's output ``key`` at epoch
              ``epoch[i]``; ``val[key][j]`` at epoch ``val_epoch[j]``.
-    best_epoch / best_val_loss: the epoch whose weights were restored, its validation loss
-             (without validation data: the epoch with the lowest training loss).
+    best_epoch / best_val_loss: the epoch whose weights were restored, its validation score
+             (the monitored term, "loss" by default; negated when monitor_mode is "max";
+             without validation data: the epoch with the best training score).
     time_to_best: seconds of training until the end of the best epoch.
     total_time: seconds of training in all (resumed runs add up across sessions).
     epochs: epochs completed; stopped_early: early stopping ended the run;
@@ -388,6 +398,16 @@ def _model_dtype(model: nn.Module) -> torch.dtype:
     return torch.get_default_dtype()
 
 
+def _monitored(terms: Mapping[str, float], cfg: TrainConfig, what: str) -> float:
+    """The early-stopping score (lower is better) from an epoch's averaged terms."""
+    if cfg.monitor not in terms:
+        raise KeyError(
+            f"TrainConfig.monitor={cfg.monitor!r} is not among the model's {what} terms {sorted(terms)}"
+        )
+    v = terms[cfg.monitor]
+    return v if cfg.monitor_mode == "min" else -v
+
+
 def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -432,7 +452,7 @@ def _clone_state(module_or_opt: Any, to_cpu: bool = False) -> dict:
             return [_c(x) for x in v]
         return copy.deepcopy(v)
 
-    return _c(sd) if not isinstance(sd, nn.Module) else sd
+    return _c(sd)
 
 
 class _EMA:
@@ -746,9 +766,9 @@ def train(
                     val_terms = evaluate(model, val_parts, batch_size=eval_bs)
                 if not math.isfinite(val_terms["loss"]):
                     raise NonFiniteLossError(f"the validation loss is {val_terms['loss']} at epoch {epoch}")
-                score = val_terms["loss"]
+                score = _monitored(val_terms, cfg, "validation")
             elif val_parts is None:
-                score = train_terms["loss"]
+                score = _monitored(train_terms, cfg, "training")
             else:
                 score = None
             now = elapsed_now()

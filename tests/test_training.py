@@ -31,6 +31,15 @@ from lvmlib.vae import VAE, VAEConfig
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # The models here are tiny: one thread is fastest and does not stall on a busy machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def quiet(**kw) -> TrainConfig:
     base = dict(progress=False, device="cpu", batch_size=16, max_epochs=5, patience=None, seed=0)
     base.update(kw)
@@ -67,7 +76,7 @@ class Scripted(nn.Module):
             return {"loss": self.w * 1.0, "x": x[:, 0].float()}
         v = self.val_script[min(self.n_eval, len(self.val_script) - 1)]
         self.n_eval += 1
-        return {"loss": torch.tensor(float(v)), "x": x[:, 0].float()}
+        return {"loss": torch.tensor(float(v)), "x": x[:, 0].float(), "gain": torch.tensor(-2.0 * v)}
 
 
 class Faulty(nn.Module):
@@ -197,6 +206,18 @@ def test_early_stopping_stops_after_patience_and_restores_best_weights():
     assert len(set(weights.values())) == 7  # the weight moved every epoch
     assert model.w.item() == weights[4]  # the best epoch's weight is back
     assert 0 < res.time_to_best <= res.total_time
+
+
+def test_monitor_another_term_in_either_direction():
+    script = [5.0, 4.0, 3.0, 1.0, 2.0, 1.5, 1.2, 1.1, 0.5, 0.1]
+    cfg = quiet(patience=3, max_epochs=50, optimizer="sgd", monitor="gain", monitor_mode="max")
+    res = train(Scripted(script), torch.ones(8, 1), torch.ones(4, 1), cfg)
+    assert res.best_epoch == 4 and res.epochs == 7
+    assert res.best_val_loss == pytest.approx(2.0)  # the score is -gain = 2 * loss (lower is better)
+    with pytest.raises(KeyError, match="nope"):
+        train(Scripted(script), torch.ones(8, 1), torch.ones(4, 1), quiet(monitor="nope"))
+    with pytest.raises(ValueError, match="monitor_mode"):
+        TrainConfig(monitor_mode="up")
 
 
 def test_min_delta_and_no_validation():
@@ -407,7 +428,7 @@ def test_cli_end_to_end(tmp_path):
     cmd = [sys.executable, "-m", "lvmlib.training", "--dataset", "digits", "--latent", "2", "--hidden", "16",
            "--layers", "1", "--likelihood", "categorical", "--epochs", "2", "--patience", "5",
            "--batch-size", "256", "--eval-samples", "3", "--device", "cpu", "--no-progress", "--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "test -ELBO" in proc.stdout and "-log p(x)" in proc.stdout
