@@ -498,7 +498,7 @@ def latent_activity(values, *, threshold=None, ax=None, title=None, ylabel="Var_
         ax.set_yscale("log")
     ax.set_xlabel("latent dimension m")
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: bars fill the axes
     if title:
         ax.set_title(title)
     return out
