@@ -8,6 +8,8 @@ runs top to bottom.
 
 from __future__ import annotations
 
+import numbers
+
 
 def widgets_available() -> bool:
     """True when ipywidgets can be imported."""
@@ -16,6 +18,15 @@ def widgets_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def _range_pair(name: str, value) -> tuple[float, float]:
+    """(low, high) from a pair of numbers, or a TypeError naming the argument."""
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a pair (low, high) of numbers, got {value!r}") from None
+    return low, high
 
 
 def ppca_marginal_explorer(*, static: bool | None = None, w_length=(0.0, 2.5), sigma2_range=(0.05, 1.5),
@@ -28,6 +39,9 @@ def ppca_marginal_explorer(*, static: bool | None = None, w_length=(0.0, 2.5), s
     columns: |W|), the same picture frozen.
 
     Returns: the ipywidgets container (display it), or the matplotlib Figure of the grid.
+    The container also carries ``controls`` (the sliders by name: "length", "angle", "sigma2")
+    and ``drawn`` (what the last redraw drew: "W" (2, 1), "sigma2", "figure", and "artists",
+    the dict returned by :func:`lvmlib.plots.ppca_marginal`).
     """
     import matplotlib.pyplot as plt
     import numpy as np
@@ -38,11 +52,16 @@ def ppca_marginal_explorer(*, static: bool | None = None, w_length=(0.0, 2.5), s
         static = not widgets_available()
     if not isinstance(static, bool):
         raise TypeError(f"static must be True, False or None, got {static!r}")
-    lo, hi = w_length
-    s_lo, s_hi = sigma2_range
-    if not (0 <= lo < hi) or not (0 < s_lo < s_hi):
-        raise ValueError(f"need 0 <= w_length[0] < w_length[1] and 0 < sigma2_range[0] < sigma2_range[1], "
-                         f"got {w_length}, {sigma2_range}")
+    lo, hi = _range_pair("w_length", w_length)
+    s_lo, s_hi = _range_pair("sigma2_range", sigma2_range)
+    if not (0 <= lo < hi < np.inf):
+        raise ValueError(f"w_length must be (low, high) with 0 <= low < high (finite), got {w_length!r}")
+    if not (0 < s_lo < s_hi < np.inf):
+        raise ValueError(f"sigma2_range must be (low, high) with 0 < low < high (finite), got {sigma2_range!r}")
+    if isinstance(lim, bool) or not isinstance(lim, numbers.Real):
+        raise TypeError(f"lim (half-width of the plotted square) must be a number, got {lim!r}")
+    if not 0 < lim < np.inf:
+        raise ValueError(f"lim (half-width of the plotted square) must be positive and finite, got {lim!r}")
 
     def W_of(length, angle_deg):
         a = np.deg2rad(angle_deg)
@@ -72,15 +91,21 @@ def ppca_marginal_explorer(*, static: bool | None = None, w_length=(0.0, 2.5), s
     sigma2 = w.FloatLogSlider(value=min(s_hi, 0.3), base=10, min=np.log10(s_lo), max=np.log10(s_hi),
                               step=0.02, description="sigma2")
     out = w.Output()
+    drawn = {}  # what the last redraw drew, for the reader (and the tests) to inspect
 
     def redraw(length, angle, sigma2):
         W = W_of(length, angle)
         with out:
             out.clear_output(wait=True)
             fig, ax = plt.subplots(figsize=(4.5, 4.5))
-            plots.ppca_marginal(W, sigma2, ax=ax, lim=lim, title=title_of(W, sigma2))
+            artists = plots.ppca_marginal(W, sigma2, ax=ax, lim=lim, title=title_of(W, sigma2))
             ax.legend(fontsize=7, loc="lower right")
+            drawn.update(W=W, sigma2=sigma2, figure=fig, artists=artists)
             plt.show()
 
-    w.interactive_output(redraw, {"length": length, "angle": angle, "sigma2": sigma2})
-    return w.VBox([w.HBox([length, angle, sigma2]), out])
+    controls = {"length": length, "angle": angle, "sigma2": sigma2}
+    w.interactive_output(redraw, controls)
+    box = w.VBox([w.HBox([length, angle, sigma2]), out])
+    box.controls = controls
+    box.drawn = drawn
+    return box
