@@ -70,7 +70,7 @@ class BenchConfig:
 
 QUICK = BenchConfig(
     repeats=2, repeats_digits=3, synthetic_n=600, synthetic_d=40, synthetic_m=4,
-    high_snr_n=300, high_snr_d=20, high_snr_m=3, em_max_iter=400, grad_max_steps=300,
+    high_snr_n=300, high_snr_d=20, high_snr_m=3, em_max_iter=200, grad_max_steps=150,
 )
 
 
