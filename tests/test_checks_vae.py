@@ -243,3 +243,9 @@ def test_active_units_not_done():
 ])
 def test_active_units_wrong_answers_named(wrong, fragment):
     _named(vchecks.check_active_units, wrong, fragment)
+
+
+def test_numpy_results_are_refused_with_a_clear_message():
+    _named(vchecks.check_log_px_categorical, lambda x, lg: cat_right(x, lg).numpy(), "torch tensor")
+    _named(vchecks.check_active_units, lambda m, threshold=1e-2: (au_right(m, threshold)[0],
+                                                                  au_right(m, threshold)[1].numpy()), "torch tensor")

@@ -145,3 +145,9 @@ def test_non_callable_is_a_type_error():
         vchecks.check_reparameterize(None)
     with pytest.raises(TypeError):
         vchecks.check_kl_standard_normal(3.0)
+
+
+def test_numpy_results_are_refused_with_a_clear_message():
+    # the notebook computes on with the result in PyTorch: a NumPy array is flagged at the check
+    _assert_named(vchecks.check_kl_standard_normal, lambda m, lv: kl_right(m, lv).numpy(), "torch tensor")
+    _assert_named(vchecks.check_iwae_bound, lambda lw: iwae_right(lw).numpy(), "torch tensor")

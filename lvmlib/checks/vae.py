@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lvmlib import variational
-from lvmlib.checks._core import Case, ExerciseError, check_function
-from lvmlib.checks.variational import check_through
+from lvmlib.checks._core import Case, ExerciseError
+from lvmlib.checks.variational import check_through, tensor_output
 from lvmlib.gaussian import LOG_2PI, kl_normal_diag, log_normal_diag, log_normal_standard
 from lvmlib.vae import CategoricalDecoder
 
@@ -335,8 +335,8 @@ def check_log_px_categorical(learner: Callable, *, strict: bool = False, seed: i
 
     Inputs of the learner's function: x (B, D) integer levels 0..L-1, logits (B, D, L).
     """
-    return check_function(
-        learner, _categorical_reference, _cat_cases,
+    return check_through(
+        learner, _categorical_reference, tensor_output("log_px_categorical"), _cat_cases,
         name="log_px_categorical", seed=seed, strict=strict,
         known_mistakes={
             "that sums probabilities; the log-likelihood sums LOG-probabilities: log_softmax, then pick x_d.":
@@ -404,8 +404,8 @@ def check_active_units(learner: Callable, *, strict: bool = False, seed: int = 0
 
     Either variance normalisation (1/N or 1/(N-1)) is accepted.
     """
-    return check_function(
-        learner, _au_reference, _au_case_list(seed),
+    return check_through(
+        learner, _au_reference, tensor_output("active_units", index=1), _au_case_list(seed),
         name="active_units", seed=seed, strict=strict, rtol=5e-3, atol=1e-9,
         known_mistakes={
             "A_m is the VARIANCE of the posterior means over the data, not their standard deviation.": _au_std,

@@ -22,7 +22,7 @@ import torch
 from lvmlib import gaussian, variational, vae
 from lvmlib.checks._core import Case, ExerciseError, ExerciseNotDone, _mark_reference, check_function
 
-__all__ = ["check_reparameterize", "check_kl_standard_normal", "check_iwae_bound", "check_through"]
+__all__ = ["check_reparameterize", "check_kl_standard_normal", "check_iwae_bound", "check_through", "tensor_output"]
 
 
 # ----------------------------------------------------------------------------- shared helper
@@ -57,6 +57,25 @@ def check_through(
     if getattr(result, "_lvmlib_substitute_for", None) is not None:
         return _mark_reference(reference, name)
     return learner
+
+
+def tensor_output(name: str, index: int | None = None) -> Callable[[Callable], Callable]:
+    """A ``summarize`` for :func:`check_through` that insists on a torch tensor as the result
+    (or as ``result[index]``), so that the rest of the notebook can use it as one."""
+
+    def summarize(fn: Callable) -> Callable:
+        def run(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            part = out if index is None or not isinstance(out, (tuple, list)) or len(out) <= index else out[index]
+            if part is not None and not torch.is_tensor(part):
+                what = "the result" if index is None else f"result[{index}]"
+                raise ExerciseError(f"{name}: return {what} as a torch tensor (got {type(part).__name__}); "
+                                    "the rest of the notebook computes with it in PyTorch.")
+            return out
+
+        return run
+
+    return summarize
 
 
 def _t(rng: np.random.Generator, *shape, low=None, high=None, scale=1.0) -> torch.Tensor:
@@ -208,8 +227,8 @@ def check_kl_standard_normal(learner: Callable, *, strict: bool = False, seed: i
 
     KL = 1/2 sum_m (mu_m^2 + exp(log_var_m) - log_var_m - 1)   (Kingma & Welling 2014, App. B).
     """
-    return check_function(
-        learner, _kl_reference, _kl_cases,
+    return check_through(
+        learner, _kl_reference, tensor_output("kl_standard_normal"), _kl_cases,
         name="kl_standard_normal", seed=seed, strict=strict,
         known_mistakes={
             "the factor 1/2 is missing: KL = 1/2 sum (mu^2 + sigma^2 - log sigma^2 - 1).": _kl_no_half,
@@ -269,8 +288,8 @@ def check_iwae_bound(learner: Callable, *, strict: bool = False, seed: int = 0) 
 
     Some cases have log-weights near -1000, where exp underflows: only logsumexp survives.
     """
-    return check_function(
-        learner, variational.iwae_bound, _iwae_case_list(seed),
+    return check_through(
+        learner, variational.iwae_bound, tensor_output("iwae_bound"), _iwae_case_list(seed),
         name="iwae_bound", seed=seed, strict=strict,
         known_mistakes={
             "the average needs its 1/K: L_K = logsumexp_k(log w_k) - log K (without it L_K grows with K "
