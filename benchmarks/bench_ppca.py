@@ -252,7 +252,8 @@ def write_markdown(path: Path, results: dict, quick: bool) -> None:
         "- lvmlib's log-likelihood goes through the M x M matrix M = W^T W + sigma2 I (Woodbury and the "
         "determinant lemma, O(N D M)); scikit-learn's `score` forms the D x D precision (O(N D^2)).",
         "- EM's convergence slows down when the signal variances are large compared with sigma2 "
-        "(near the optimum the scale of W changes by a factor close to 1 - sigma2 / lambda per step): "
+        "(near the optimum, the error in the scale of the component with variance lambda shrinks by "
+        "a factor of about 1 - 2 sigma2 / lambda per step): "
         "compare the high-SNR rows. The full-batch gradient fit works on the D x D scatter "
         "matrix, O(D^2 M) per step after one O(N D^2) pass (O(N D M) per step when N < D).",
         "",
