@@ -137,6 +137,20 @@ class AnalyticKl(RightVAE):
         return -(RE - 0.5 * (mu_z**2 + log_var.exp() - log_var - 1).sum(-1))
 
 
+class ConstPerPixel(RightVAE):  # -D/2 log 2 pi added for every pixel
+    def neg_elbo(self, x, x_hat, z, mu_z, log_var):
+        D = x.shape[-1]
+        return super().neg_elbo(x, x_hat, z, mu_z, log_var) + (D - 1) * 0.5 * D * np.log(2 * np.pi)
+
+
+class VarianceAsLogVar(RightVAE):  # log N(x | x_hat, I) with "1" passed where a log-variance belongs
+    def neg_elbo(self, x, x_hat, z, mu_z, log_var):
+        Normal = torch.distributions.Normal
+        RE = Normal(x_hat, np.exp(0.5)).log_prob(x).sum(-1)
+        KL = Normal(mu_z, torch.exp(0.5 * log_var)).log_prob(z).sum(-1) - Normal(0.0, 1.0).log_prob(z).sum(-1)
+        return -(RE - KL)
+
+
 class StubVAE(RightVAE):
     def reparameterize(self, mu_z, log_var):
         raise NotImplementedError()
@@ -173,6 +187,8 @@ def test_lecture_vae_not_done_gives_the_fixed_reference():
     (KlPlus, "plus sign"),
     (NoConstant, "constant D/2 log(2 pi)"),
     (AnalyticKl, "single-sample"),
+    (ConstPerPixel, "once per image"),
+    (VarianceAsLogVar, "takes a LOG-variance"),
 ])
 def test_lecture_vae_wrong_answers_named(wrong, fragment):
     _named(vchecks.check_lecture_vae, wrong, fragment)

@@ -123,6 +123,21 @@ class _NoHalfConst(LectureVAE):
         return _sse(x, x_hat) + 0.5 * x.shape[-1] * LOG_2PI + KL
 
 
+class _ConstPerElement(LectureVAE):
+    def neg_elbo(self, x, x_hat, z, mu_z, log_var):
+        D = x.shape[-1]
+        RE = (-0.5 * (x - x_hat) ** 2 - 0.5 * D * LOG_2PI).sum(-1)  # the constant once per pixel, times D
+        KL = log_normal_diag(z, mu_z, log_var) - log_normal_standard(z)
+        return -(RE - KL)
+
+
+class _LogVarOne(LectureVAE):
+    def neg_elbo(self, x, x_hat, z, mu_z, log_var):
+        RE = log_normal_diag(x, x_hat, torch.ones_like(x_hat))  # variance e, not 1
+        KL = log_normal_diag(z, mu_z, log_var) - log_normal_standard(z)
+        return -(RE - KL)
+
+
 class _KlSign(LectureVAE):
     def neg_elbo(self, x, x_hat, z, mu_z, log_var):
         RE = log_normal_diag(x, x_hat, torch.zeros_like(x_hat))
@@ -272,6 +287,10 @@ def check_lecture_vae(learner, *, strict: bool = False, seed: int = 0):
             "but without it the number is not -ELBO (and cannot be compared with log p(x)).": _NoConstant,
             "log N(x | x_hat, I) has -1/2 ||x - x_hat||^2 (and the constant -D/2 log(2 pi)).": _NoHalf,
             "log N(x | x_hat, I) has -1/2 ||x - x_hat||^2, with the factor 1/2.": _NoHalfConst,
+            "the constant of log N(x | x_hat, I) is -D/2 log(2 pi) once per image; adding -D/2 log(2 pi) for "
+            "every pixel counts it D times.": _ConstPerElement,
+            "log_normal_diag takes a LOG-variance: variance 1 is log_var = 0 (torch.zeros_like(x_hat)), "
+            "not 1.": _LogVarOne,
             "the KL enters the loss with a plus sign: loss = -(RE - KL) = KL - RE.": _KlSign,
             "optimizers minimise: return the NEGATIVE ELBO, -(RE - KL).": _ElboNotNegated,
             "log q(z|x) = log N(z | mu_z, exp(log_var)): pass the log-VARIANCE as it is (it is not a log-std).":
