@@ -232,7 +232,7 @@ def _assert_same(got, expected, **tol):
 @pytest.mark.parametrize(SIG, PARAMS, ids=IDS)
 def test_right_answer_passes_and_is_returned(check, reference, right, wrong, cases, capsys):
     assert check(right) is right
-    assert check(right, strict=True, seed=1) is right
+    assert check(right, strict=True, seed=1) is None  # a hidden test only verifies
     assert "correct" in capsys.readouterr().out
 
 

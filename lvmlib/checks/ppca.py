@@ -314,6 +314,8 @@ def check_W_ml(learner: Callable, *, strict: bool = False, seed: int = 0) -> Cal
         hint="W_ML = U_M (L_M - sigma2_ML I)^{1/2}: leading eigenvectors of S, scaled column by column "
              "(W is compared through W W^T, so any rotation or sign is fine).",
     )
+    if strict:
+        return None  # like every strict check: a hidden test only verifies
     if getattr(result, "_lvmlib_substitute_for", None) is not None:
         return _mark_reference(reference, "W_ml")
     return learner
