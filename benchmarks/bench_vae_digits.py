@@ -59,10 +59,11 @@ PLAIN_TRAIN = dict(optimizer="adam", lr=1e-3, batch_size=64)
 # The configuration of OURS, chosen by measurement (``--sweep``, results/vae_digits_sweep.md).
 # One hidden layer of 256 tanh units (the lecture's encoder/decoder shape), beta = 1.5 with early
 # stopping on the validation ELBO (not on the beta-weighted loss), Adam with L2 weight decay 1e-2,
-# Polyak averaging of the weights, batch 128 with lr 2e-3. All three regularisers matter on
-# 1000 training images: see results/vae_digits_sweep.md.
+# Polyak averaging of the weights, batch 256 with lr 8e-3 (fewer, larger steps: the time to the
+# best model halves, and the quality holds). The three regularisers matter on 1000 training
+# images: see results/vae_digits_sweep.md.
 OURS_MODEL = {**BOOK_MODEL, "n_hidden_layers": 1, "activation": "tanh", "beta": 1.5}
-OURS_TRAIN = {**PLAIN_TRAIN, "batch_size": 128, "lr": 2e-3, "weight_decay": 1e-2, "ema_decay": 0.999,
+OURS_TRAIN = {**PLAIN_TRAIN, "batch_size": 256, "lr": 8e-3, "weight_decay": 1e-2, "ema_decay": 0.999,
               "monitor": "elbo", "monitor_mode": "max"}
 
 
@@ -332,6 +333,7 @@ def main(argv=None) -> int:
 
 TANH1 = {"n_hidden_layers": 1, "activation": "tanh"}
 ON_ELBO = {"monitor": "elbo", "monitor_mode": "max"}  # early stopping on the ELBO when beta != 1
+REG = {**ON_ELBO, "ema_decay": 0.999, "weight_decay": 1e-2}
 # Variants of OURS measured while choosing its configuration (``--sweep``): one lever at a time
 # from the book's architecture, then combinations. K defaults to 250 here to keep it short.
 SWEEP = [
@@ -339,13 +341,15 @@ SWEEP = [
     ("1 hidden layer of 256, tanh", TANH1, {}),
     ("tanh-1, beta 1.5 (early stopping on the ELBO)", {**TANH1, "beta": 1.5}, ON_ELBO),
     ("tanh-1, beta 1.5, ema 0.999", {**TANH1, "beta": 1.5}, {**ON_ELBO, "ema_decay": 0.999}),
-    ("tanh-1, beta 1.5, ema 0.999, weight decay 1e-2", {**TANH1, "beta": 1.5},
-     {**ON_ELBO, "ema_decay": 0.999, "weight_decay": 1e-2}),
-    ("  same, batch 128, lr 2e-3", {**TANH1, "beta": 1.5},
-     {**ON_ELBO, "ema_decay": 0.999, "weight_decay": 1e-2, "batch_size": 128, "lr": 2e-3}),
-    ("  same, beta 1 (ablation)", TANH1, {"ema_decay": 0.999, "weight_decay": 1e-2, "batch_size": 128, "lr": 2e-3}),
-    ("  same, book architecture (ablation)", {"beta": 1.5},
-     {**ON_ELBO, "ema_decay": 0.999, "weight_decay": 1e-2, "batch_size": 128, "lr": 2e-3}),
+    ("tanh-1, beta 1.5, ema 0.999, weight decay 1e-2", {**TANH1, "beta": 1.5}, REG),
+    ("  same, batch 128, lr 4e-3", {**TANH1, "beta": 1.5}, {**REG, "batch_size": 128, "lr": 4e-3}),
+    ("  same, batch 256, lr 8e-3 (= ours)", {**TANH1, "beta": 1.5}, {**REG, "batch_size": 256, "lr": 8e-3}),
+    ("  same, batch 512, lr 1.2e-2", {**TANH1, "beta": 1.5}, {**REG, "batch_size": 512, "lr": 1.2e-2}),
+    ("  ours with beta 1 (ablation)", TANH1,
+     {"ema_decay": 0.999, "weight_decay": 1e-2, "batch_size": 256, "lr": 8e-3}),
+    ("  ours without weight decay (ablation)", {**TANH1, "beta": 1.5},
+     {**ON_ELBO, "ema_decay": 0.999, "batch_size": 256, "lr": 8e-3}),
+    ("  ours with the book architecture (ablation)", {"beta": 1.5}, {**REG, "batch_size": 256, "lr": 8e-3}),
 ]
 
 
@@ -401,6 +405,8 @@ def _markdown(rec) -> str:
         ("epochs run (best epoch)", f"{b['epochs']} ({b['best_epoch']})", f"{o['epochs']} ({o['best_epoch']})"),
         ("wall time to best model (s)", f"{b['time_to_best']:.1f}", f"{o['time_to_best']:.1f}"),
         ("total training time (s)", f"{b['total_time']:.1f}", f"{o['total_time']:.1f}"),
+        ("training time per epoch (ms)", f"{1000 * b['total_time'] / b['epochs']:.0f}",
+         f"{1000 * o['total_time'] / o['epochs']:.0f}"),
     ]
     lines = [
         "# VAE on the 8x8 digits: book-style baseline vs. lvmlib",
@@ -430,6 +436,27 @@ def _markdown(rec) -> str:
         f"{_cfg_text(rec['ours']['train_config'])}; its test -ELBO is the plain ELBO (beta = 1 in the bound), whatever beta it was trained with.",
         "- both: test -ELBO averaged over 10 passes; -log p(x) by `lvmlib.variational.log_px_importance` "
         f"with K = {rec['setup']['K']}.",
+        "",
+        "## Notes",
+        "",
+        "- Where the time goes: both loops are dominated by the matrix products of forward and backward "
+        "passes (1 thread). Ours is faster per epoch because it takes 4 steps of 256 instead of 16 of 64 "
+        "(larger matrix products, fewer Python round trips), updates the weights with Adam's fused kernel "
+        "(one call for all tensors) and indexes the data on the device instead of going "
+        "through a DataLoader; its decoder also has one hidden layer instead of two. Early stopping on the "
+        "validation ELBO then finds the best model in fewer epochs at the larger learning rate.",
+        "- Where the nats come from: on 1000 training images the model overfits within tens of epochs (training "
+        "-ELBO far below validation). In the sweep (results/vae_digits_sweep.md, K = 250) a one-hidden-layer "
+        "tanh network gains about 3 nats over the book architecture, beta = 1.5 during training about 0.7 and "
+        "L2 weight decay 1e-2 about 0.7-1 more; Polyak averaging alone changes little but steadies the "
+        "validation curve at the large learning rate. The target of 90 nats was not "
+        "reached: variants around this configuration (batch and learning rate, beta 1.3-1.8, weight decay "
+        "5e-3-2e-2, M = 32, H = 384) measured between about 90.6 and 91.8 nats with K = 250, a second seed "
+        "moves the result by about 0.5 nats, and importance-weighted training (5 samples) or a KL warm-up "
+        "gained nothing in earlier trials.",
+        "- The machine is shared: timings from the same script have varied several-fold with the load "
+        "(the load averages below are the conditions of this run); compare the two columns of one run, "
+        "not runs with each other. Re-run on a quiet machine for reference numbers.",
         "",
         "## Machine",
         "",

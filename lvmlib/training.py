@@ -99,7 +99,7 @@ class TrainConfig:
                    and the restored best model use the averaged weights (None: off)
     drop_last      drop the last incomplete mini-batch of each epoch
     eval_every     validate every this many epochs (the last epoch is always validated)
-    eval_batch_size  batch size for validation (None: 4096)
+    eval_batch_size  batch size for validation (None: 1024)
     seed           seeds the per-epoch permutations and the global torch RNG at the start
     device         "auto" | "cpu" | "cuda" | "cuda:N" (see ``lvmlib.runtime.get_device``)
     progress       show a tqdm progress bar (works in notebooks and terminals)
@@ -358,11 +358,14 @@ class _Accumulator:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Any, *, batch_size: int = 4096, device: str | torch.device | None = None) -> dict[str, float]:
+def evaluate(
+    model: nn.Module, data: Any, *, batch_size: int = 1024, device: str | torch.device | None = None
+) -> dict[str, float]:
     """Every term of the model's output averaged over ``data``, in eval mode and without gradients.
 
-    For the VAE, ``evaluate(model, x_test)["loss"]`` is the test -ELBO per example,
-    -(1/N) sum_n ELBO(x_n) (lecture: the ELBO, eq. ln p(x) >= E_q[ln p(x|z)] - KL(q(z|x)||p(z))).
+    For the VAE, ``-evaluate(model, x_test)["elbo"]`` is the test -ELBO per example,
+    -(1/N) sum_n ELBO(x_n) (lecture: ln p(x) >= E_q[ln p(x|z)] - KL(q(z|x)||p(z))), one
+    sample of z per example; with beta = 1 it equals ``["loss"]``.
 
     Inputs: data (N, ...) tensor/array or tuple of them. Returns: {key: float}.
     """
@@ -618,8 +621,9 @@ def train(
     For the VAE the loss is the negative ELBO averaged over the batch (lecture: the ELBO),
         loss = -(1/B) sum_b [ E_q(z|x_b)[ln p(x_b|z)] - KL(q(z|x_b) || p(z)) ].
     Each epoch visits the training data in a fresh seeded permutation in batches of
-    ``batch_size``; after each (every ``eval_every``) epoch the validation loss is computed;
-    the weights with the lowest validation loss are restored into ``model`` at the end.
+    ``batch_size``; after each (every ``eval_every``) epoch the validation loss (or the term
+    named by ``config.monitor``) is computed; the weights with the best validation score are
+    restored into ``model`` at the end.
 
     Inputs:
         model       nn.Module, ``model(*batch)`` returns {"loss": scalar, other terms: scalar or (B,)}
@@ -654,7 +658,7 @@ def train(
     n_train = train_parts[0].shape[0]
     bs = min(cfg.batch_size, n_train)
     n_batches = n_train // bs if cfg.drop_last else math.ceil(n_train / bs)
-    eval_bs = cfg.eval_batch_size or 4096
+    eval_bs = cfg.eval_batch_size or 1024
 
     optimizer = _make_optimizer(model, cfg)
     scheduler = _make_scheduler(optimizer, cfg)
