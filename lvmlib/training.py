@@ -897,6 +897,9 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="python -m lvmlib.training",
         description="Train a VAE on the 8x8 digits (embedded) or MNIST (IDX files) with early stopping; "
         "write the checkpoint, the history (JSON) and a summary with the test -ELBO and log-likelihood.",
+        epilog="The defaults are the book's VAE (two hidden layers of 256 LeakyReLU units, M = 16). The best "
+        "digits configuration measured in benchmarks/bench_vae_digits.py adds: --layers 1 --activation tanh "
+        "--beta 1.5 --weight-decay 1e-2 --ema-decay 0.999 --batch-size 256 --lr 8e-3",
     )
     d = p.add_argument_group("data")
     d.add_argument("--dataset", choices=["digits", "mnist"], default="digits", help="data set (default: digits)")
@@ -922,6 +925,8 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate (default: 1e-3)")
     t.add_argument("--optimizer", choices=list(_OPTIMIZERS), default="adam", help="(default: adam)")
     t.add_argument("--lr-schedule", choices=list(_SCHEDULES), default="constant", help="(default: constant)")
+    t.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty (default: 0)")
+    t.add_argument("--ema-decay", type=float, default=None, help="average the weights (e.g. 0.999) (default: off)")
     t.add_argument("--seed", type=_nonneg_int, default=0, help="(default: 0)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -962,6 +967,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not (math.isfinite(args.beta) and args.beta >= 0):
         parser.error(f"--beta must be a finite number >= 0, got {args.beta}")
+    if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
+        parser.error(f"--weight-decay must be a finite number >= 0, got {args.weight_decay}")
+    if args.ema_decay is not None and not 0 < args.ema_decay < 1:
+        parser.error(f"--ema-decay must lie strictly between 0 and 1, got {args.ema_decay}")
     try:
         device = get_device(args.device)
     except (ValueError, TypeError, RuntimeError) as err:
@@ -1001,6 +1010,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_epochs=args.epochs,
         patience=args.patience,
         lr_schedule=args.lr_schedule,
+        weight_decay=args.weight_decay,
+        ema_decay=args.ema_decay,
+        monitor="elbo",  # early stopping on the validation ELBO, whatever beta is
+        monitor_mode="max",
         seed=args.seed,
         device=str(device),
         progress=not args.no_progress,
@@ -1036,7 +1049,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_px = log_px_importance(model, x_t, K=args.eval_samples)
         summary["test_neg_log_px"] = -float(log_px.mean())
         summary["eval_samples"] = args.eval_samples
-        print(f"test -log p(x) (K={args.eval_samples:<5d})  {summary['test_neg_log_px']:.3f} nats per example")
+        print(f"test -log p(x)             {summary['test_neg_log_px']:.3f} nats per example "
+              f"(importance sampling, K={args.eval_samples})")
     (out / "summary.json").write_text(json.dumps(_plain(summary), indent=1))
     print(f"wrote {ckpt_path}, {out / 'history.json'}, {out / 'summary.json'}")
     return 0
