@@ -672,6 +672,13 @@ def train(
     elapsed_before, time_to_best = 0.0, 0.0
     if resume_from is not None:
         ck = load_checkpoint(resume_from, map_location=device)
+        saved = ck.get("train_config") or {}
+        for name in ("optimizer", "lr_schedule"):
+            if name in saved and saved[name] != getattr(cfg, name):
+                raise ValueError(
+                    f"cannot resume {str(resume_from)!r}: it was trained with {name}={saved[name]!r}, "
+                    f"the config asks for {name}={getattr(cfg, name)!r}"
+                )
         model.load_state_dict(ck["model_state"])
         if ck.get("optimizer_state") is not None:
             optimizer.load_state_dict(ck["optimizer_state"])

@@ -400,9 +400,15 @@ def test_nan_loss_raises_naming_epoch_and_batch_and_keeps_the_last_good_state(tm
         train(Faulty(tiny_vae(), bad_call=1), x, xv, quiet())
 
 
-def test_resume_refuses_a_missing_file(tmp_path):
+def test_resume_refuses_a_missing_file_or_another_optimizer(tmp_path):
     with pytest.raises(FileNotFoundError):
         train(tiny_vae(), tiny_data(), None, quiet(), resume_from=tmp_path / "nope.pt")
+    path = tmp_path / "ckpt.pt"
+    train(tiny_vae(), tiny_data(), None, quiet(max_epochs=1), checkpoint=path)
+    with pytest.raises(ValueError, match="optimizer='adam'"):
+        train(tiny_vae(), tiny_data(), None, quiet(optimizer="adamax"), resume_from=path)
+    with pytest.raises(ValueError, match="ema_decay"):
+        train(tiny_vae(), tiny_data(), None, quiet(ema_decay=0.9), resume_from=path)
 
 
 # --------------------------------------------------------------------------- command line
