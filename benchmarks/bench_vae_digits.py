@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import json
 import math
 import os
@@ -45,7 +44,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from lvmlib.data import digits_split  # noqa: E402
-from lvmlib.gaussian import log_normal_diag  # noqa: E402
 from lvmlib.training import TrainConfig, evaluate, train  # noqa: E402
 from lvmlib.vae import VAE, VAEConfig  # noqa: E402
 from lvmlib.variational import log_px_importance  # noqa: E402
