@@ -280,6 +280,29 @@ def test_ema_weights_are_the_running_average():
     assert res.best_epoch == 6
 
 
+def test_grad_clip_bounds_the_step_and_cosine_schedule_follows_its_formula():
+    class Steep(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(()))
+
+        def forward(self, x):
+            return {"loss": 1000.0 * self.w}
+
+    model = Steep()
+    train(model, torch.ones(4, 1), None, quiet(max_epochs=1, batch_size=4, optimizer="sgd", lr=0.1, grad_clip=2.0))
+    assert model.w.item() == pytest.approx(-0.2)  # gradient 1000 clipped to norm 2, one SGD step of lr 0.1
+    model = Steep()
+    train(model, torch.ones(4, 1), None, quiet(max_epochs=1, batch_size=4, optimizer="sgd", lr=0.1))
+    assert model.w.item() == pytest.approx(-100.0)
+
+    res = train(Steep(), torch.ones(4, 1), None,
+                quiet(max_epochs=6, batch_size=4, lr=0.1, lr_schedule="cosine", lr_min_factor=0.1))
+    lr_min, T = 0.01, 6
+    expected = [lr_min + (0.1 - lr_min) * (1 + math.cos(math.pi * e / T)) / 2 for e in range(T)]
+    assert res.history["lr"] == pytest.approx(expected)
+
+
 def test_device_auto_trains_on_the_auto_device():
     model = tiny_vae()
     res = train(model, tiny_data(), tiny_data(10), quiet(device="auto", max_epochs=1))
