@@ -726,7 +726,6 @@ def train(
     t0 = time.perf_counter()
     epoch = start_epoch - 1
     stopped_early = interrupted = False
-    batch_idx = -1
 
     def elapsed_now() -> float:
         if device.type == "cuda":
@@ -761,7 +760,6 @@ def train(
                     ema.update()
                 losses.append(loss.detach())
                 acc.add(out, idx.shape[0])
-            batch_idx = -1
             if not check_now:
                 bad = ~torch.isfinite(torch.stack(losses))
                 if bool(bad.any()):
