@@ -69,7 +69,7 @@ def ppca_marginal_explorer(*, static: bool | None = None, w_length=(0.0, 2.5), s
 
     def title_of(W, sigma2):
         lam = np.linalg.eigvalsh(W @ W.T + sigma2 * np.eye(2))[::-1]
-        return f"|W|={np.linalg.norm(W):.2f}, sigma2={sigma2:.2f}\neig(C) = {lam[0]:.2f}, {lam[1]:.2f}"
+        return f"|W|={np.linalg.norm(W):.2f}, sigma2={sigma2:.3g}\neig(C) = {lam[0]:.2f}, {lam[1]:.2f}"
 
     if static or not widgets_available():
         lengths = np.linspace(lo, hi, 4)[1:]
@@ -85,11 +85,14 @@ def ppca_marginal_explorer(*, static: bool | None = None, w_length=(0.0, 2.5), s
         return fig
 
     import ipywidgets as w
+    from IPython.display import display
 
     length = w.FloatSlider(value=min(hi, 1.5), min=lo, max=hi, step=0.05, description="|W|")
     angle = w.FloatSlider(value=30.0, min=-90.0, max=90.0, step=5.0, description="angle of W")
-    sigma2 = w.FloatLogSlider(value=min(s_hi, 0.3), base=10, min=np.log10(s_lo), max=np.log10(s_hi),
-                              step=0.02, description="sigma2")
+    log_lo, log_step = np.log10(s_lo), 0.02
+    start = log_lo + log_step * round((np.log10(min(s_hi, 0.3)) - log_lo) / log_step)  # on the slider's grid
+    sigma2 = w.FloatLogSlider(value=10**start, base=10, min=log_lo, max=np.log10(s_hi),
+                              step=log_step, description="sigma2")
     out = w.Output()
     drawn = {}  # what the last redraw drew, for the reader (and the tests) to inspect
 
@@ -101,7 +104,8 @@ def ppca_marginal_explorer(*, static: bool | None = None, w_length=(0.0, 2.5), s
             artists = plots.ppca_marginal(W, sigma2, ax=ax, lim=lim, title=title_of(W, sigma2))
             ax.legend(fontsize=7, loc="lower right")
             drawn.update(W=W, sigma2=sigma2, figure=fig, artists=artists)
-            plt.show()
+            display(fig)
+            plt.close(fig)  # shown once; no figure piles up outside the inline backend
 
     controls = {"length": length, "angle": angle, "sigma2": sigma2}
     w.interactive_output(redraw, controls)

@@ -93,8 +93,11 @@ def arrow_tip(ax):
 
 def render(fig):
     """The figure's pixels (H, W, 4) as drawn by Agg."""
-    fig.canvas.draw()
-    return np.asarray(fig.canvas.buffer_rgba()).copy()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)  # the explorer closes its figures once shown, so draw on a fresh canvas
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba()).copy()
 
 
 # --------------------------------------------------------------------------- interactive explorer
