@@ -457,9 +457,11 @@ def _markdown(rec) -> str:
         "not runs with each other. Re-run on a quiet machine for reference numbers.",
         "- Threads: the default is 1 torch thread for both. With `--threads 2` on the same shared 2-core "
         "machine (load average about 2, 2026-11-24 06:13 UTC) one run measured 18.1 s (baseline) against "
-        "14.9 s (ours) to the best model, the same epochs and nats: two threads stall when the cores are "
-        "busy with other work, and ours, whose larger matrix products are the ones split over threads, "
-        "stalls more. On a busy machine use one thread; on a quiet one, measure both.",
+        "14.9 s (ours) to the best model, and a second run (06:27-06:34 UTC, load rising to 3.6) 176 s against "
+        "97 s (1.2x and 1.8x), with the same epochs and nats as with one thread: two threads stall when the "
+        "cores are busy with other work. On a busy machine use one thread; on a quiet one, measure both. "
+        "With one thread, an earlier run of the same configuration (06:04 UTC, load about 1.6) measured "
+        "11.3 s against 4.2 s (2.7x).",
         "",
         "## Machine",
         "",
