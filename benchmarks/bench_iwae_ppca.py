@@ -40,6 +40,8 @@ from lvmlib.data import digits_split  # noqa: E402
 from lvmlib.priors import StandardNormalPrior  # noqa: E402
 from lvmlib.variational import gaussian_elbo_linear, log_px_importance  # noqa: E402
 
+from machine import cpu_model  # benchmarks/machine.py (the script's folder is on sys.path)
+
 RESULTS = Path(__file__).resolve().parent / "results"
 M = 8
 DT = torch.float64
@@ -59,16 +61,6 @@ class PPCAWithDiagonalQ:
     def log_px_given_z(self, x, z):
         mean = z @ self.W.T + self.mu  # (K, B, D)
         return -0.5 * (((x - mean) ** 2).sum(-1) / self.sigma2 + x.shape[-1] * np.log(2 * np.pi * self.sigma2))
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:
