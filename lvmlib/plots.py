@@ -18,6 +18,17 @@ def _axes(ax=None, figsize=(5, 4)):
     return ax
 
 
+def _finish(ax, *, xlabel=None, ylabel=None, title=None, legend_fontsize=None):
+    """Axis labels, a legend and the title, the way every line plot here ends."""
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+    ax.legend(fontsize=legend_fontsize)
+    if title:
+        ax.set_title(title)
+
+
 def _numpy(a) -> np.ndarray:
     if isinstance(a, torch.Tensor):
         return a.detach().cpu().numpy()
@@ -235,11 +246,7 @@ def eigen_spectrum(eigenvalues, n_components, sigma2=None, *, ax=None, title=Non
     if sigma2 is not None:
         ax.axhline(float(_numpy(sigma2)), color="C3", ls="--", label="sigma2_ML (their average)")
     ax.set_yscale("log")
-    ax.set_xlabel("i (eigenvalues of S, largest first)")
-    ax.set_ylabel("lambda_i")
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title)
+    _finish(ax, xlabel="i (eigenvalues of S, largest first)", ylabel="lambda_i", title=title, legend_fontsize=8)
     return ax
 
 
@@ -288,11 +295,7 @@ def loglik_vs_components(components, curves, *, ax=None, title=None, ylabel="mea
         if v.shape != Ms.shape:
             raise ValueError(f"curve {name!r} has {v.shape} values for {Ms.shape} values of M")
         (out[name],) = ax.plot(Ms, v, "o-", label=name)
-    ax.set_xlabel("number of components M")
-    ax.set_ylabel(ylabel)
-    ax.legend()
-    if title:
-        ax.set_title(title)
+    _finish(ax, xlabel="number of components M", ylabel=ylabel, title=title)
     return out
 
 
@@ -312,11 +315,7 @@ def loglik_history(histories, *, reference=None, reference_label="closed form (t
         (out[name],) = ax.plot(np.arange(skip, h.size), h[skip:], label=name)
     if reference is not None:
         out["reference"] = ax.axhline(float(_numpy(reference)), color="k", ls="--", lw=1, label=reference_label)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title)
+    _finish(ax, xlabel=xlabel, ylabel=ylabel, title=title, legend_fontsize=8)
     return out
 
 
@@ -333,11 +332,7 @@ def timing_vs_dimension(dims, times, *, ax=None, title=None, ylabel="seconds"):
         if t.shape != D.shape:
             raise ValueError(f"times[{name!r}] has shape {t.shape}, dims has {D.shape}")
         (out[name],) = ax.loglog(D, t, "o-", label=name)
-    ax.set_xlabel("data dimension D")
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title)
+    _finish(ax, xlabel="data dimension D", ylabel=ylabel, title=title, legend_fontsize=8)
     return out
 
 
@@ -391,11 +386,7 @@ def gap_vs_kl(kl, gap, *, labels=None, ax=None, title=None):
     else:
         for k, g, lab in zip(kl, gap, labels):
             points.append(ax.scatter([k], [g], s=40, zorder=3, label=str(lab)))
-    ax.set_xlabel("KL(q(z|x) || p(z|x))  [nats]")
-    ax.set_ylabel("log p(x) - ELBO(q)  [nats]")
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title)
+    _finish(ax, xlabel="KL(q(z|x) || p(z|x))  [nats]", ylabel="log p(x) - ELBO(q)  [nats]", title=title, legend_fontsize=8)
     return {"points": points, "diagonal": diag}
 
 
@@ -413,11 +404,7 @@ def gradient_variance(n_samples, variances, *, ax=None, title=None, ylabel="vari
         if v.shape != S.shape:
             raise ValueError(f"variances[{name!r}] has {v.size} values for {S.size} sample sizes")
         (out[name],) = ax.loglog(S, v, "o-", label=name)
-    ax.set_xlabel("samples S per estimate")
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title)
+    _finish(ax, xlabel="samples S per estimate", ylabel=ylabel, title=title, legend_fontsize=8)
     return out
 
 
@@ -440,11 +427,7 @@ def iwae_vs_k(Ks, bounds, *, log_px=None, spread=None, ax=None, title=None, ylab
         out["band"] = ax.fill_between(K, b - s, b + s, alpha=0.2, color=out["bound"].get_color())
     if log_px is not None:
         out["log_px"] = ax.axhline(float(_numpy(log_px)), color="k", ls="--", lw=1, label="exact log p(x)")
-    ax.set_xlabel("K (importance samples)")
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title)
+    _finish(ax, xlabel="K (importance samples)", ylabel=ylabel, title=title, legend_fontsize=8)
     return out
 
 
@@ -470,11 +453,7 @@ def training_curves(history, key="loss", *, ax=None, title=None, ylabel=None):
         if h.get("val") and key in h["val"]:
             (out[prefix + "val"],) = ax.plot(h["val_epoch"], h["val"][key], color=color, ls="--",
                                             label=prefix + "validation")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(ylabel or key)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title)
+    _finish(ax, xlabel="epoch", ylabel=ylabel or key, title=title, legend_fontsize=8)
     return out
 
 
