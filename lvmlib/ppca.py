@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from lvmlib.gaussian import LOG_2PI
+from lvmlib.runtime import progress_bar
 
 __all__ = [
     "NotFittedError",
@@ -436,9 +437,7 @@ def _progress(iterable, progress: bool, desc: str):
         raise TypeError(f"progress must be True or False, got {progress!r}")
     if not progress:
         return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, desc=desc)
+    return progress_bar(iterable, desc=desc)
 
 
 def _check_positive_int(name, value, allow_zero=False):

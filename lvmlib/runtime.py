@@ -1,13 +1,17 @@
-"""The course's small shared helpers: seeding, device choice and smoke mode.
+"""The course's small shared helpers: seeding, device choice, smoke mode, progress bars, child processes.
 
 Every notebook starts with ``seed_everything`` and ``get_device`` so that a run is
 reproducible and says where it computes. Smoke mode (the environment variable
 ``LVMLIB_SMOKE=1``, set by the test suite) lets a notebook shrink epochs and data
 so the whole course can be executed quickly; the default is the real run.
+``progress_bar`` is the bar every long loop of the course shows; ``subprocess_env`` is the
+environment for programs the course starts (nbgrader, jupyter), so that they work from a
+virtual environment that was never activated.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import random
@@ -92,3 +96,77 @@ def describe_environment(device: str | torch.device = "auto") -> str:
         f"smoke mode   {'on (quick run)' if smoke_mode() else 'off (the real run)'}",
     ]
     return "\n".join(lines)
+
+
+def subprocess_env(base: dict | None = None) -> dict[str, str]:
+    """An environment for a child process with this interpreter's folder first on ``PATH``.
+
+    Programs installed beside the interpreter (``alembic``, which nbgrader runs by name;
+    ``jupyter``) are then found even when the virtual environment was never activated.
+    Inputs: base, the environment to start from (default ``os.environ``). Returns: a new dict.
+    """
+    env = dict(os.environ if base is None else base)
+    here = os.path.dirname(sys.executable)
+    parts = [p for p in env.get("PATH", "").split(os.pathsep) if p and p != here]
+    env["PATH"] = os.pathsep.join([here] + parts)
+    return env
+
+
+def _in_notebook_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def progress_bar(iterable=None, *, total: int | None = None, initial: int = 0, desc: str | None = None,
+                 unit: str = "it", enabled: bool = True):
+    """A tqdm progress bar that tells the truth in saved notebooks too.
+
+    In a terminal it is tqdm's text bar. In a notebook kernel it is tqdm's widget, shown with
+    a display id and shown once more, in place, when it closes: a notebook saved or exported
+    after the run then holds the final state ("100% 200/200", or where it stopped), not the
+    "0%" a widget's text form had when it first appeared. ``enabled=False`` gives a bar that
+    draws nothing. Use it as tqdm: ``for x in progress_bar(xs, desc="EM")`` or
+    ``bar = progress_bar(total=n); bar.update(); bar.close()``.
+    """
+    if not isinstance(enabled, bool):
+        raise TypeError(f"enabled must be True or False, got {enabled!r}")
+    kwargs = dict(total=total, initial=initial, desc=desc, unit=unit, leave=True, disable=not enabled)
+    if enabled and _in_notebook_kernel():
+        try:
+            import ipywidgets  # noqa: F401  (the widget bar needs it)
+
+            return _notebook_bar_class()(iterable, **kwargs)
+        except ImportError:
+            pass
+    from tqdm.std import tqdm
+
+    return tqdm(iterable, dynamic_ncols=True, **kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def _notebook_bar_class():
+    from IPython.display import display
+    from tqdm.notebook import tqdm as widget_tqdm
+
+    class NotebookBar(widget_tqdm):
+        """tqdm's widget bar, re-displayed in place when it closes (see ``progress_bar``)."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, display=False, **kwargs)
+            self._handle = display(self.container, display_id=True)
+            self.displayed = True
+
+        def close(self):
+            if self.disable:
+                return
+            super().close()
+            handle = getattr(self, "_handle", None)
+            if handle is not None:
+                handle.update(self.container)  # the saved text form now shows the final state
+                self._handle = None
+
+    return NotebookBar

@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lvmlib.runtime import get_device
+from lvmlib.runtime import get_device, progress_bar
 
 __all__ = [
     "TrainConfig",
@@ -601,9 +601,7 @@ def load_vae(path: str | os.PathLike, map_location: str | torch.device | None = 
 def _progress_bar(total: int, initial: int, enabled: bool):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, unit="epoch", desc="training", dynamic_ncols=True, leave=True)
+    return progress_bar(total=total, initial=initial, unit="epoch", desc="training")
 
 
 def train(

@@ -16,6 +16,8 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from lvmlib.runtime import subprocess_env
+
 ROOT = Path(__file__).resolve().parent.parent
 NB00 = "00_why_generative_models.ipynb"
 
@@ -86,7 +88,9 @@ def test_nbgrader_generates_and_autogrades_the_course(tmp_path):
     (tmp_path / "nbgrader_config.py").write_text('c = get_config()\nc.CourseDirectory.course_id = "lvm"\n')
 
     def call(*args):
-        result = subprocess.run(nbgrader + list(args), cwd=tmp_path, capture_output=True, text=True)
+        # subprocess_env: nbgrader runs `alembic` by name, found beside this interpreter without activation
+        result = subprocess.run(nbgrader + list(args), cwd=tmp_path, capture_output=True, text=True,
+                                env=subprocess_env())
         assert result.returncode == 0, result.stdout + result.stderr
 
     call("generate_assignment", "ex00", "--force")

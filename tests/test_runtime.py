@@ -1,6 +1,7 @@
 """lvmlib.runtime: seeding reproducibility, device choice, smoke mode."""
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,3 +59,57 @@ def test_smoke_mode_follows_the_environment(monkeypatch):
 def test_describe_environment_names_versions_and_device():
     text = runtime.describe_environment("cpu")
     assert torch.__version__ in text and "device       cpu" in text
+
+
+def test_subprocess_env_puts_this_interpreters_folder_first():
+    import os
+    import sys
+
+    here = os.path.dirname(sys.executable)
+    env = runtime.subprocess_env({"PATH": os.pathsep.join(["/usr/bin", here, "/bin"]), "X": "1"})
+    assert env["PATH"].split(os.pathsep) == [here, "/usr/bin", "/bin"]  # first, and only once
+    assert env["X"] == "1"
+    assert runtime.subprocess_env({})["PATH"] == here
+
+
+def test_subprocess_env_finds_the_programs_beside_the_interpreter_without_activation(tmp_path):
+    """What nbgrader does (it runs `alembic` by name) works with PATH stripped to the base system."""
+    import subprocess
+    import sys
+
+    if not (Path(sys.executable).parent / "alembic").exists():
+        pytest.skip("alembic is not installed beside this interpreter (it comes with nbgrader)")
+    bare = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    code = "import shutil, sys; sys.exit(0 if shutil.which('alembic') else 1)"
+    out = subprocess.run([sys.executable, "-c", code], env=runtime.subprocess_env(bare))
+    assert out.returncode == 0
+
+
+def test_progress_bar_in_a_terminal_counts_and_can_be_off(capsys):
+    bar = runtime.progress_bar(range(5), desc="count", unit="step")
+    assert list(bar) == [0, 1, 2, 3, 4]
+    assert bar.n == 5
+    quiet = runtime.progress_bar(total=3, enabled=False)
+    quiet.update(3)
+    quiet.close()
+    with pytest.raises(TypeError, match="enabled must be True or False"):
+        runtime.progress_bar(total=3, enabled="yes")
+
+
+def test_progress_bar_leaves_its_final_state_in_a_saved_notebook(tmp_path):
+    """Executed in a real kernel, the saved output's text form says 4/4, not the 0% it started with."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "from lvmlib.runtime import progress_bar\n"
+        "bar = progress_bar(total=4, desc='training', unit='epoch')\n"
+        "for _ in range(4):\n"
+        "    bar.update()\n"
+        "bar.close()")]
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    texts = [o["data"]["text/plain"] for o in nb.cells[0].outputs if "data" in o and "text/plain" in o["data"]]
+    assert texts, nb.cells[0].outputs
+    assert any("4/4" in t and "100%" in t for t in texts), texts
+    assert not any("0/4" in t for t in texts), texts
