@@ -215,6 +215,7 @@ def lab_page(sync_api, chromium: str, base: str, profile: Path):
             env={k: v for k, v in os.environ.items() if "proxy" not in k.lower()})
         try:
             context.set_default_timeout(60_000)
+            sync_api.expect.set_options(timeout=60_000)  # a loaded 2-core machine renders slowly
             context.route("**/*", only_the_server)
             page = context.pages[0] if context.pages else context.new_page()
             yield page, refused
