@@ -335,7 +335,15 @@ EXERCISES = {
     "active_units": (vaechecks.check_active_units, ACTIVE_UNITS),
 }
 
-ROWS = [(ex, label, wrong) for ex, (_, table) in EXERCISES.items() for label, wrong in table.items()]
+SLOW = {"reparameterize", "LectureVAE"}  # their checks sample 40,000 draws or train-size batches per call
+
+
+def _param(exercise, *rest, id):
+    return pytest.param(exercise, *rest, id=id, marks=[pytest.mark.slow] if exercise in SLOW else [])
+
+
+ROWS = [_param(ex, label, wrong, id=f"{ex}: {label}")
+        for ex, (_, table) in EXERCISES.items() for label, wrong in table.items()]
 
 
 def test_the_catalogue_covers_every_exercise_with_at_least_three_wrong_answers():
@@ -381,7 +389,7 @@ def _known_mistakes(check) -> dict:
     return recorded
 
 
-@pytest.mark.parametrize("exercise, label, wrong", ROWS, ids=[f"{e}: {l}" for e, l, _ in ROWS])
+@pytest.mark.parametrize("exercise, label, wrong", ROWS)
 def test_a_typical_wrong_answer_is_rejected_by_the_visible_check_and_the_hidden_test(exercise, label, wrong):
     check, _ = EXERCISES[exercise]
     known = _known_mistakes(check)
@@ -395,14 +403,13 @@ def test_a_typical_wrong_answer_is_rejected_by_the_visible_check_and_the_hidden_
             assert "in place" in str(info.value), str(info.value)
 
 
-KNOWN = [(ex, desc, variant)
+KNOWN = [_param(ex, desc, variant, id=f"{ex}: {desc[:50]} ({i})")
          for ex, (check, _) in EXERCISES.items()
          for desc, variants in _known_mistakes(check).items()
-         for variant in (variants if isinstance(variants, (tuple, list)) else (variants,))]
+         for i, variant in enumerate(variants if isinstance(variants, (tuple, list)) else (variants,))]
 
 
-@pytest.mark.parametrize("exercise, description, mistake", KNOWN,
-                         ids=[f"{e}: {d[:50]}" for e, d, _ in KNOWN])
+@pytest.mark.parametrize("exercise, description, mistake", KNOWN)
 def test_every_known_mistake_is_named_as_itself(exercise, description, mistake):
     check, _ = EXERCISES[exercise]
     with pytest.raises(ExerciseError) as info:  # the notebook's check cell: there the message is read
