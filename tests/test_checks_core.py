@@ -103,3 +103,76 @@ def test_a_non_function_is_refused():
 def test_unknown_check_module_is_a_clear_error():
     with pytest.raises(AttributeError, match="no check module 'nonexistent'"):
         checks.nonexistent
+
+
+# ----------------------------------------------------------------------------- inputs changed in place
+def centred_reference(X):
+    return (X - X.mean(0)).T @ (X - X.mean(0))
+
+
+def centre_cases(rng):
+    return Case((torch.as_tensor(rng.normal(3.0, 1.0, size=(6, 3))),))
+
+
+def test_each_function_gets_its_own_copy_and_an_in_place_change_is_named():
+    def centres_in_place(X):
+        X -= X.mean(0)  # right numbers, but the caller's X is changed
+        return X.T @ X
+
+    with pytest.raises(ExerciseError) as info:
+        check_function(centres_in_place, centred_reference, centre_cases, name="scatter")
+    text = str(info.value)
+    assert "changed its input `X` in place" in text and "X -= ..." in text
+    assert "known mistake" not in text
+
+
+def test_an_in_place_change_does_not_reach_the_reference_or_the_caller():
+    seen = []
+
+    def reference(X):
+        seen.append(X.clone())
+        return X * 2
+
+    def mine(X):
+        X.mul_(2)
+        return X
+
+    X = torch.ones(3)
+    with pytest.raises(ExerciseError, match="in place"):
+        check_function(mine, reference, [Case((X,))], name="double")
+    assert torch.equal(X, torch.ones(3))  # the case's own tensor is untouched
+    with pytest.raises(ExerciseError, match="in place"):
+        check_function(mine, lambda X: X * 2, [Case((X,))], name="double")
+
+
+def test_a_wrong_answer_that_changes_its_input_is_told_about_the_change_not_a_wrong_mistake():
+    # with shared inputs, `X -= mu` made the reference see centred data and the check blame "mu is missing"
+    def reference(X, mu):
+        return X - mu
+
+    def mine(X, mu):
+        X -= mu
+        return X
+
+    cases = [Case((torch.randn(4, 2), torch.randn(2)))]
+    with pytest.raises(ExerciseError) as info:
+        check_function(mine, reference, cases, name="centre", known_mistakes={"mu is missing": lambda X, mu: X})
+    assert "changed its input `X` in place" in str(info.value)
+    assert "mu is missing" not in str(info.value)
+
+
+def test_keyword_inputs_and_numpy_arrays_are_protected_too():
+    def mine(x, scale=2.0, out=None):
+        out[:] = x * scale
+        return out
+
+    cases = [Case((np.ones(3),), {"scale": 2.0, "out": np.zeros(3)})]
+    with pytest.raises(ExerciseError, match="`out` in place"):
+        check_function(mine, lambda x, scale=2.0, out=None: x * scale, cases, name="s")
+
+
+def test_a_mistake_written_in_several_ways_is_named_for_each():
+    variants = (lambda x, scale=2.0: x + scale, lambda x, scale=2.0: scale + x + 0.0)
+    for wrong in (lambda x, scale=2.0: x + scale, lambda x, scale=2.0: np.add(x, scale)):
+        with pytest.raises(ExerciseError, match="known mistake: adding"):
+            check_function(wrong, reference, cases, name="s", known_mistakes={"adding": variants})

@@ -253,6 +253,8 @@ def test_active_units_not_done():
     (lambda m, threshold=1e-2: (int((m.std(0) > threshold).sum()), m.std(0)), "not their standard deviation"),
     (lambda m, threshold=1e-2: (int((m.var(1, unbiased=False) > threshold).sum()), m.var(1, unbiased=False)),
      "over the data points"),
+    # the wrong axis is named with either normalisation (over M dimensions they differ by M / (M - 1))
+    (lambda m, threshold=1e-2: (int((m.var(1) > threshold).sum()), m.var(1)), "over the data points"),
     (lambda m, threshold=1e-2: (int(((m**2).mean(0) > threshold).sum()), (m**2).mean(0)), "subtracts the mean"),
     (lambda m, threshold=1e-2: (int((m.var(0) < threshold).sum()), m.var(0)), "ABOVE the threshold"),
     (lambda m, threshold=1e-2: (int((m.var(0) > 0.01).sum()), m.var(0)), "differs from the reference"),  # threshold ignored

@@ -64,7 +64,11 @@ def test_reparameterize_not_done():
     (lambda m, lv: m + lv * torch.randn_like(m), "log_var is a log-variance, not a standard deviation"),
     (lambda m, lv: torch.exp(0.5 * lv) * torch.randn_like(m), "centred on mu_z"),
     (lambda m, lv: m + torch.exp(0.5 * lv), "noise eps"),
-    (lambda m, lv: torch.normal(m, torch.exp(0.5 * lv)), "no gradient"),
+    (lambda m, lv: torch.normal(m, torch.exp(0.5 * lv)), "torch.normal(mu_z, sigma) draws the right z"),
+    # a detached mu_z was once blamed on torch.normal: each way of losing a gradient is told apart
+    (lambda m, lv: m.detach() + torch.exp(0.5 * lv) * torch.randn_like(m), "mu_z was cut out of the graph"),
+    (lambda m, lv: m + torch.exp(0.5 * lv).detach() * torch.randn_like(m), "sigma was cut out of the graph"),
+    (lambda m, lv: m + torch.exp(0.5 * lv.detach()) * torch.randn_like(m), "sigma was cut out of the graph"),
 ])
 def test_reparameterize_wrong_answers_named(wrong, fragment):
     _assert_named(vchecks.check_reparameterize, wrong, fragment)

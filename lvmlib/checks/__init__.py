@@ -15,9 +15,9 @@ lvmlib's reference while the exercise is not done) and raises
 
 import importlib
 
-from lvmlib.checks._core import Case, ExerciseError, ExerciseNotDone, check_function, compare
+from lvmlib.checks._core import Case, ExerciseError, ExerciseNotDone, check_function, check_through, compare
 
-__all__ = ["Case", "ExerciseError", "ExerciseNotDone", "check_function", "compare"]
+__all__ = ["Case", "ExerciseError", "ExerciseNotDone", "check_function", "check_through", "compare"]
 
 
 def __getattr__(name: str):

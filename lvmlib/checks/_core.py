@@ -11,14 +11,21 @@ on the same random inputs and then does one of three things:
   the expected and the obtained values, and, when the answer matches a known
   mistake (the lecture's errata among them), what that mistake is.
 
+The learner's function, the reference and every known mistake each get their own
+copy of the inputs. A function that changes an input in place (``X -= X.mean(0)``)
+is told exactly that, even when its result is right: in the notebook the same
+call would have changed the caller's data.
+
 With ``strict=True`` (used by the hidden tests that an instructor's autograder
 runs) an unfinished exercise is an error too.
 """
 
 from __future__ import annotations
 
+import copy
+import inspect
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -41,6 +48,86 @@ class Case:
 
     def call(self, fn: Callable) -> Any:
         return fn(*self.args, **dict(self.kwargs or {}))
+
+
+def _copy(value: Any) -> Any:
+    """An independent copy of an input: tensors and arrays are cloned, containers copied item by item."""
+    if isinstance(value, torch.Tensor):
+        out = value.detach().clone()
+        return out.requires_grad_(value.requires_grad) if value.is_leaf else out
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_copy(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # something that cannot be copied (a module, a function): shared as it is
+        return value
+
+
+def _same(before: Any, after: Any) -> bool:
+    """True when ``after`` (an input after a call) still equals ``before`` (its pristine copy)."""
+    if isinstance(before, torch.Tensor) and isinstance(after, torch.Tensor):
+        if before.shape != after.shape or before.dtype != after.dtype:
+            return False
+        a, b = before.detach(), after.detach()
+        if a.is_floating_point() or a.is_complex():
+            return bool(((a == b) | (torch.isnan(a) & torch.isnan(b))).all())
+        return bool(torch.equal(a, b))
+    if isinstance(before, np.ndarray) and isinstance(after, np.ndarray):
+        if before.shape != after.shape:
+            return False
+        if np.issubdtype(before.dtype, np.inexact):
+            return bool(np.all((before == after) | (np.isnan(before) & np.isnan(after))))
+        return bool(np.array_equal(before, after))
+    if isinstance(before, (tuple, list)) and isinstance(after, (tuple, list)):
+        return len(before) == len(after) and all(_same(b, a) for b, a in zip(before, after))
+    if isinstance(before, dict) and isinstance(after, dict):
+        return before.keys() == after.keys() and all(_same(before[k], after[k]) for k in before)
+    if isinstance(before, (int, float, complex, str, bytes, type(None))):
+        return type(before) is type(after) and (before == after or before != before and after != after)
+    return True  # something a check cannot inspect (a module, a function): taken as unchanged
+
+
+def _argument_names(fns: Sequence[Callable], case: Case) -> list[str]:
+    """Names of the case's positional then keyword arguments, from the first signature that names them all."""
+    kwargs = dict(case.kwargs or {})
+    for fn in fns:
+        try:
+            signature = inspect.signature(fn)  # follows __wrapped__ to the function a summary runs
+            bound = signature.bind(*case.args, **kwargs)
+        except (TypeError, ValueError):
+            continue
+        positional = list(bound.arguments)[: len(case.args)]
+        if any(signature.parameters[p].kind is inspect.Parameter.VAR_POSITIONAL for p in positional):
+            continue
+        return positional + list(kwargs)  # keyword inputs are named by their keys
+    return [f"argument {i + 1}" for i in range(len(case.args))] + list(kwargs)
+
+
+def _changed_inputs(pristine: Case, used: Case, names: list[str]) -> list[str]:
+    """The names of the inputs that a call changed in place."""
+    before = list(pristine.args) + list(dict(pristine.kwargs or {}).values())
+    after = list(used.args) + list(dict(used.kwargs or {}).values())
+    return [n for n, b, a in zip(names, before, after) if not _same(b, a)]
+
+
+def _copied(case: Case) -> Case:
+    return Case(tuple(_copy(a) for a in case.args), {k: _copy(v) for k, v in dict(case.kwargs or {}).items()})
+
+
+def _in_place_message(name: str, changed: list[str]) -> str:
+    which = ", ".join(f"`{c}`" for c in changed)
+    first = changed[0]
+    inputs = "input" if len(changed) == 1 else "inputs"
+    return (
+        f"{name}: your function changed its {inputs} {which} in place (with something like "
+        f"`{first} -= ...`, `{first}[...] = ...` or a method ending in `_` such as `{first}.sub_(...)`). "
+        f"The caller's data must stay as it was: in the notebook, later cells still use it. "
+        f"Make a new tensor instead and work with that: `{first}c = {first} - ...`, not `{first} -= ...`."
+    )
 
 
 def _mark_reference(reference: Callable, name: str) -> Callable:
@@ -125,6 +212,21 @@ def compare(expected: Any, got: Any, rtol: float, atol: float, where: str = "the
     )
 
 
+def _known_mistake(known_mistakes, case: Case, got: Any, seed: int, rtol: float, atol: float) -> str | None:
+    """The description of the first known mistake whose output equals ``got`` on ``case``, else None."""
+    for description, variants in (known_mistakes or {}).items():
+        for mistake in variants if isinstance(variants, (tuple, list)) else (variants,):
+            with torch.random.fork_rng():
+                torch.manual_seed(seed)
+                try:
+                    wrong = _copied(case).call(mistake)
+                except Exception:
+                    continue
+            if compare(wrong, got, rtol, atol) is None:
+                return description
+    return None
+
+
 def check_function(
     learner: Callable,
     reference: Callable,
@@ -139,6 +241,7 @@ def check_function(
     strict: bool = False,
     hint: str = "",
     quiet: bool = False,
+    arg_names: Sequence[str] | None = None,
 ) -> Callable:
     """Compare ``learner`` with ``reference`` on random inputs; return the function to go on with.
 
@@ -146,10 +249,13 @@ def check_function(
         learner, reference: functions taking the same arguments.
         cases: a list of :class:`Case`, or a function ``rng -> Case`` called ``n_trials`` times.
         name: the exercise's name, used in every message.
-        known_mistakes: {description: function} of typical wrong answers; when the learner's
-            output matches one of them (and not the reference), the error names the mistake.
+        known_mistakes: {description: function} of typical wrong answers (or {description: (function,
+            ...)} for a mistake written in several ways); when the learner's output matches one of
+            them (and not the reference), the error names the mistake.
         strict: an unfinished exercise raises :class:`ExerciseNotDone` instead of falling back.
         hint: a sentence added to the error message of a wrong answer.
+        arg_names: the names of the inputs (positional, then keyword), used when the learner's
+            function changes one in place; by default they come from the learner's signature.
     Returns:
         the learner's function when it is right, the reference when the exercise is not done;
         None when ``strict`` (a hidden test only verifies, and shows no value in the notebook).
@@ -168,10 +274,11 @@ def check_function(
         case_list = list(cases)
 
     for i, case in enumerate(case_list):
+        mine = _copied(case)  # each function gets its own copy of every input
         try:
             with torch.random.fork_rng():
                 torch.manual_seed(seed + i)
-                got = case.call(learner)
+                got = mine.call(learner)
         except NotImplementedError:
             if strict:
                 raise ExerciseNotDone(f"{name}: not done yet (the function still raises NotImplementedError).")
@@ -185,24 +292,20 @@ def check_function(
                 f"{name}: your function raised {type(err).__name__}: {err}\n"
                 f"  on inputs {_describe(case.args)} {_describe(dict(case.kwargs or {}))}"
             ) from err
+        changed = _changed_inputs(case, mine, list(arg_names) if arg_names else _argument_names((learner, reference), case))
+        if changed:
+            raise ExerciseError(_in_place_message(name, changed))
         with torch.random.fork_rng():
             torch.manual_seed(seed + i)
-            expected = case.call(reference)
+            expected = _copied(case).call(reference)
         problem = compare(expected, got, rtol, atol)
         if problem is None:
             continue
         message = [f"{name}: not right yet — {problem}.",
                    f"  inputs: {_describe(case.args)} {_describe(dict(case.kwargs or {})) if case.kwargs else ''}".rstrip()]
-        for description, mistake in (known_mistakes or {}).items():
-            with torch.random.fork_rng():
-                torch.manual_seed(seed + i)
-                try:
-                    wrong = case.call(mistake)
-                except Exception:
-                    continue
-            if compare(wrong, got, rtol, atol) is None:
-                message.append(f"  This is a known mistake: {description}")
-                break
+        named = _known_mistake(known_mistakes, case, got, seed + i, rtol, atol)
+        if named is not None:
+            message.append(f"  This is a known mistake: {named}")
         if hint:
             message.append(f"  Hint: {hint}")
         raise ExerciseError("\n".join(message))
@@ -211,3 +314,47 @@ def check_function(
         print(f"✓ {name}: correct on {len(case_list)} random inputs.")
     return None if strict else learner
 
+
+def check_through(
+    learner: Callable,
+    reference: Callable,
+    summarize: Callable[[Callable], Callable],
+    cases,
+    *,
+    name: str,
+    known_mistakes: dict[str, Callable] | None = None,
+    **kw,
+) -> Callable:
+    """``check_function`` on summaries of the functions instead of their raw outputs.
+
+    ``summarize(fn)`` returns a function of the case's inputs that runs ``fn`` and returns
+    what must agree with the reference (moments of samples, gradients, ...). The verdict is
+    the one of :func:`check_function`; the function returned is the learner's own, or
+    lvmlib's ``reference`` while the exercise is not done (None when ``strict``).
+    """
+    if not callable(learner):
+        raise TypeError(f"{name}: expected the function you wrote, got {learner!r}")
+    if getattr(learner, "_lvmlib_substitute_for", None) is not None:
+        if kw.get("strict"):
+            raise ExerciseNotDone(f"{name}: not done yet (the reference implementation stands in for it).")
+        return learner
+
+    def summarized(fn: Callable) -> Callable:
+        run = summarize(fn)
+        try:
+            run.__wrapped__ = fn  # so that a message can name the inputs as the learner's function does
+        except AttributeError:
+            pass
+        return run
+
+    mistakes = {
+        desc: tuple(summarized(f) for f in fn) if isinstance(fn, (tuple, list)) else summarized(fn)
+        for desc, fn in (known_mistakes or {}).items()
+    }
+    result = check_function(summarized(learner), summarized(reference), cases, name=name,
+                            known_mistakes=mistakes, **kw)
+    if kw.get("strict"):
+        return None  # a hidden test only verifies
+    if getattr(result, "_lvmlib_substitute_for", None) is not None:
+        return _mark_reference(reference, name)
+    return learner

@@ -18,7 +18,9 @@ def check_log_joint(fn, *, strict=False, seed=0):
 
     def cases(rng):
         n, k = int(rng.integers(3, 8)), int(rng.integers(2, 11))
-        return Case((_log_softmax_rows(rng, n, k), torch.as_tensor(rng.normal(-50, 20, size=n))))
+        # log p(x) between -6 and 1: exp(log p(x)) is then not negligible next to p(y|x), so that
+        # "adding probabilities" differs from "log p(y|x) alone" (with log p(x) near -50 they coincide)
+        return Case((_log_softmax_rows(rng, n, k), torch.as_tensor(rng.uniform(-6.0, 1.0, size=n))))
 
     return check_function(
         fn, generative.log_joint, cases, name="log_joint", strict=strict, seed=seed,
@@ -33,16 +35,39 @@ def check_log_joint(fn, *, strict=False, seed=0):
     )
 
 
+def _quantile_band(ref: np.ndarray, fraction: float) -> tuple[float, float]:
+    """An interval that holds the fraction-quantile of ``ref`` under every usual definition.
+
+    Definitions differ (interpolating, lower, higher, nearest, the empirical CDF ...), but each
+    lies between the order statistics just around position fraction * (R - 1); the interval
+    reaches one order statistic further on each side.
+    """
+    s = np.sort(ref)
+    pos = fraction * (len(s) - 1)
+    lo, hi = max(0, int(np.floor(pos)) - 1), min(len(s) - 1, int(np.ceil(pos)) + 1)
+    return float(s[lo]), float(s[hi])
+
+
+def _unfamiliar_cases(rng: np.random.Generator) -> Case:
+    ref = rng.normal(0, 10, size=int(rng.integers(50, 200)))
+    fraction = float(rng.choice([0.01, 0.05, 0.1]))
+    lp = np.concatenate([rng.normal(0, 10, size=20), rng.normal(-60, 20, size=10)])
+    # no input sits where quantile definitions disagree: any of them gives the same flags
+    lo, hi = _quantile_band(ref, fraction)
+    inside = (lp >= lo - 0.5) & (lp <= hi + 0.5)
+    lp[inside] = np.where(rng.random(int(inside.sum())) < 0.5, lo - 0.5 - rng.uniform(0.5, 5.0, int(inside.sum())),
+                          hi + 0.5 + rng.uniform(0.5, 5.0, int(inside.sum())))
+    return Case((torch.as_tensor(lp), torch.as_tensor(ref)), {"fraction": fraction})
+
+
 def check_unfamiliar(fn, *, strict=False, seed=0):
-    """unfamiliar(log_p_x (N,), log_p_x_reference (R,), fraction) -> boolean (N,)."""
+    """unfamiliar(log_p_x (N,), log_p_x_reference (R,), fraction) -> boolean (N,).
 
-    def cases(rng):
-        ref = torch.as_tensor(rng.normal(0, 10, size=int(rng.integers(50, 200))))
-        lp = torch.as_tensor(np.concatenate([rng.normal(0, 10, size=20), rng.normal(-60, 20, size=10)]))
-        return Case((lp, ref), {"fraction": float(rng.choice([0.01, 0.05, 0.1]))})
-
+    Any usual definition of the quantile is accepted (torch.quantile's interpolation, NumPy's
+    other methods, a sorted index, the empirical CDF): no input lies where they disagree.
+    """
     return check_function(
-        fn, generative.unfamiliar, cases, name="unfamiliar", strict=strict, seed=seed,
+        fn, generative.unfamiliar, _unfamiliar_cases, name="unfamiliar", strict=strict, seed=seed,
         known_mistakes={
             "flagging the most probable inputs (> instead of <)":
                 lambda lp, ref, fraction=0.01: lp > torch.quantile(ref, fraction),

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from lvmlib import ppca
-from lvmlib.checks._core import Case, ExerciseError, _mark_reference, check_function
+from lvmlib.checks._core import Case, ExerciseError, check_function, check_through
 
 __all__ = [
     "check_M_matrix",
@@ -293,9 +293,6 @@ def check_W_ml(learner: Callable, *, strict: bool = False, seed: int = 0) -> Cal
 
     Any rotation R (and any sign of the eigenvectors) is right: W W^T is what the model sees.
     """
-    reference = _reference_W_ml
-    if getattr(learner, "_lvmlib_substitute_for", None) is not None:
-        return check_function(learner, reference, _X_M_cases, name="W_ml", strict=strict, seed=seed)
     mistakes = {
         "sigma2_ML I must be subtracted from the eigenvalues: U_M (L_M - sigma2 I)^{1/2}.":
             lambda X, M: _W_from(X, M, subtract=False),
@@ -308,17 +305,12 @@ def check_W_ml(learner: Callable, *, strict: bool = False, seed: int = 0) -> Cal
         "S was normalised by 1/(N - 1); the lecture's maximum-likelihood S uses 1/N.":
             lambda X, M: _W_from(X, M, ddof=1),
     }
-    result = check_function(
-        _rotation_free(learner), _rotation_free(reference), _X_M_cases, name="W_ml", seed=seed, strict=strict,
-        known_mistakes={k: _rotation_free(v) for k, v in mistakes.items()},
+    return check_through(
+        learner, _reference_W_ml, _rotation_free, _X_M_cases, name="W_ml", seed=seed, strict=strict,
+        known_mistakes=mistakes,
         hint="W_ML = U_M (L_M - sigma2_ML I)^{1/2}: leading eigenvectors of S, scaled column by column "
              "(W is compared through W W^T, so any rotation or sign is fine).",
     )
-    if strict:
-        return None  # like every strict check: a hidden test only verifies
-    if getattr(result, "_lvmlib_substitute_for", None) is not None:
-        return _mark_reference(reference, "W_ml")
-    return learner
 
 
 # ----------------------------------------------------------------------------- p(z | x)

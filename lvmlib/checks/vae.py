@@ -273,6 +273,7 @@ def check_lecture_vae(learner, *, strict: bool = False, seed: int = 0):
     return check_through(
         learner, LectureVAE, _lecture_summary, _lecture_cases(seed),
         name="LectureVAE", seed=seed, strict=strict, rtol=1e-4, atol=1e-4,
+        arg_names=("x", "x_hat", "z", "mu_z", "log_var"),  # the inputs of neg_elbo (forward gets copies of x)
         known_mistakes={
             "exp(log_var) is the variance; the standard deviation is exp(0.5 * log_var) (the slide's encoder "
             "outputs a log-std, ours a log-VARIANCE).": _StdIsVar,
@@ -403,6 +404,11 @@ def _au_wrong_axis(mu_z, threshold=1e-2):
     return int((A > threshold).sum()), A
 
 
+def _au_wrong_axis_unbiased(mu_z, threshold=1e-2):
+    A = mu_z.var(1)  # over M latent dimensions the two normalisations differ by M / (M - 1)
+    return int((A > threshold).sum()), A
+
+
 def _au_uncentred(mu_z, threshold=1e-2):
     A = (mu_z**2).mean(0)
     return int((A > threshold).sum()), A
@@ -429,7 +435,7 @@ def check_active_units(learner: Callable, *, strict: bool = False, seed: int = 0
         known_mistakes={
             "A_m is the VARIANCE of the posterior means over the data, not their standard deviation.": _au_std,
             "the variance runs over the data points (axis 0, one value per latent dimension), not over "
-            "the latent dimensions.": _au_wrong_axis,
+            "the latent dimensions.": (_au_wrong_axis, _au_wrong_axis_unbiased),
             "the variance subtracts the mean: Var_n(mu) = mean_n((mu - mean_n mu)^2), not mean_n(mu^2).":
                 _au_uncentred,
             "a unit is active when its posterior mean MOVES with x: use the variance over the data, not the mean.":
