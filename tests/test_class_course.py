@@ -21,9 +21,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tools.course_grading import exercise_plan, strip_markers  # noqa: E402
+from tools.course_grading import defined_names, exercise_plan, strip_markers  # noqa: E402
 from tools.make_class_course import (  # noqa: E402
-    CONFIG_ERROR, HIDDEN_WEIGHT, VISIBLE_WEIGHT, build_course, format_points_table, points_table)
+    CONFIG_ERROR, HIDDEN_WEIGHT, VISIBLE_WEIGHT, build_course, format_points_table, points_table, split_hidden,
+    strict_calls)
 
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 BARE_PATH = "/usr/bin:/bin"
@@ -38,6 +39,17 @@ def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
     assert result.returncode == 0 and CONFIG_ERROR not in result.stderr, (
         f"nbgrader {args}:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
     return result
+
+
+def test_the_visible_check_is_rewritten_strict_and_the_hidden_tests_split_off():
+    source = ("f = checks.ppca.check_f(f)\nprint('done')\n"
+              "### BEGIN HIDDEN TESTS\nchecks.ppca.check_f(f, strict=True, seed=1)\n### END HIDDEN TESTS")
+    visible, hidden = split_hidden(source)
+    assert visible == ["f = checks.ppca.check_f(f)", "print('done')"]
+    assert hidden == ["checks.ppca.check_f(f, strict=True, seed=1)"]
+    assert strict_calls("\n".join(visible)) == ["checks.ppca.check_f(f, strict=True)"]
+    assert strict_calls("g = checks.x.check_g(g, strict=True)") == []     # already strict: left alone
+    assert defined_names("import math as m\nclass A: pass\ndef f(x):\n    y = 1\nZ, W = 1, 2") == ["m", "A", "f", "Z", "W"]
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -162,8 +163,10 @@ def test_a_class_on_jupyterhub(tmp_path):
             r_bad = bad.post(base + "/hub/login?next=", allow_redirects=False, timeout=60,
                              data={"username": user, "password": "wrong-" + password, "_xsrf": bad.cookies.get("_xsrf")})
             assert r_bad.status_code != 302, "a wrong password must not log in"
+            home = session.get(base + "/hub/home", headers={"Sec-Fetch-Mode": "navigate"}, timeout=60)
+            xsrf = re.search(r'xsrf_token: "([^"]+)"', home.text).group(1)
             r = session.post(f"{base}/hub/api/users/{user}/tokens", json={"note": "class test", "expires_in": 3600},
-                             headers={"X-XSRFToken": session.cookies.get("_xsrf")}, timeout=60)
+                             headers={"X-XSRFToken": xsrf}, timeout=60)
             assert r.status_code == 201, f"token of {user}: {r.status_code} {r.text[:500]}"
             tokens[user] = r.json()["token"]
             call(user, "POST", f"/hub/api/users/{user}/server")
