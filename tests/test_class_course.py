@@ -106,6 +106,51 @@ def test_readme_states_the_points_of_the_course():
         "README's points table is out of date; print it with: python tools/make_class_course.py --points")
 
 
+@pytest.mark.slow
+def test_grading_keeps_exercises_apart(tmp_path):
+    """A tiny course: a deleted test cell, a loop, a rebound global, and the exercises after them."""
+    from nbgrader.api import Gradebook
+
+    from tools.nbauthor import Notebook
+
+    nb = Notebook("Four small exercises")
+    nb.code("import torch\nfrom lvmlib import checks")
+    for name, formula in (("double", "2 * x"), ("square", "x * x"), ("half", "x / 2"), ("triple", "3 * x")):
+        nb.solution(name, f"def {name}(x):\n    ### BEGIN SOLUTION\n    return {formula}\n    ### END SOLUTION")
+        check = f"checks.check_function({name}, lambda x: {formula}, [checks.Case((torch.arange(3.0),))], name={name!r}"
+        hidden = check.replace("arange(3.0)", "linspace(-1, 1, 5)")
+        nb.check(f"{name}_check", f"{name} = {check})\n### BEGIN HIDDEN TESTS\n{hidden}, strict=True)\n"
+                                  "### END HIDDEN TESTS", points=1)
+    nb.write(tmp_path / "solutions" / "tiny.ipynb")
+    course = tmp_path / "course"
+    build_course(course, tmp_path / "solutions", exercise_timeout=5, generate=False)
+    nbgrader(course, "generate_assignment", "tiny", "--force")
+
+    released = nbformat.read(str(course / "release" / "tiny" / "tiny.ipynb"), as_version=4)
+    answers = {"double": "def double(x):\n    return 2 * x",
+               "square": "def square(x):\n    while True:\n        pass",
+               "half": "def half(x):\n    return x / 2\nchecks = None",
+               "triple": "def triple(x):\n    return 3 * x"}
+    cells = []
+    for cell in released.cells:
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if gid == "double_check":
+            continue                      # the student deleted a locked test cell
+        if gid in answers:
+            cell.source = answers[gid]
+        cells.append(cell)
+    released.cells = cells
+    (course / "submitted" / "kim" / "tiny").mkdir(parents=True)
+    nbformat.write(released, str(course / "submitted" / "kim" / "tiny" / "tiny.ipynb"))
+    nbgrader(course, "autograde", "tiny")
+
+    deserved = {"double": True, "square": False, "half": False, "triple": True}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", course_id="lvm") as gb:
+        for name, ok in deserved.items():
+            for gid, points in ((f"{name}_check", 1.0), (f"{name}_check_hidden", 2.0)):
+                assert gb.find_grade(gid, "tiny", "tiny", "kim").score == (points if ok else 0.0), (name, gid)
+
+
 # --- the class ------------------------------------------------------------------------------------------
 
 # Typical wrong answers, the lecture's errata among them, keyed by the answer cell's grade_id:

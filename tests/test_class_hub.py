@@ -109,7 +109,8 @@ def test_a_class_on_jupyterhub(tmp_path):
     password = secrets.token_hex(12)
     env = dict(os.environ)
     env.update(
-        PATH=os.pathsep.join([os.path.dirname(sys.executable), os.path.dirname(node), "/usr/bin", "/bin"]),
+        # no virtual environment on PATH: the hub's config puts this Python's bin/ first for the servers
+        PATH=os.pathsep.join(dict.fromkeys([os.path.dirname(node), "/usr/bin", "/bin"])),
         LVM_HUB_STATE=str(state), LVM_HUB_EXCHANGE=str(exchange), LVM_HUB_PASSWORD=password,
         LVM_HUB_INSTRUCTORS=INSTRUCTOR, LVM_HUB_STUDENTS=",".join(STUDENTS),
         LVM_HUB_PORT=str(port), LVM_HUB_API_PORT=str(api_port), LVM_HUB_PROXY_API_PORT=str(proxy_api_port),
