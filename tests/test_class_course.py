@@ -1,0 +1,319 @@
+"""Grading a class with nbgrader: the course built from solutions/, and an instructor's round trip.
+
+The course, its assignments, exercises, points and hidden tests are all read from solutions/
+when the tests run; nothing here lists the exercises. Every nbgrader command runs as
+``python -m nbgrader`` with PATH stripped to /usr/bin:/bin, as from a virtual environment
+that was never activated (nbgrader's gradebook runs the program ``alembic`` by name: the
+course's nbgrader_config.py must find it).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tools.course_grading import defined_names, exercise_plan, strip_markers  # noqa: E402
+from tools.make_class_course import (  # noqa: E402
+    CONFIG_ERROR, HIDDEN_WEIGHT, VISIBLE_WEIGHT, build_course, format_points_table, points_table, split_hidden,
+    strict_calls)
+
+SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
+BARE_PATH = "/usr/bin:/bin"
+EXERCISE_TIMEOUT = 20      # seconds for an answer or test cell: the checks take ~2 s on a busy machine
+
+
+def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
+    """``python -m nbgrader`` with a PATH that holds no virtual environment."""
+    env = dict(os.environ, PATH=BARE_PATH)
+    result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env,
+                            capture_output=True, text=True, timeout=3600)
+    assert result.returncode == 0 and CONFIG_ERROR not in result.stderr, (
+        f"nbgrader {args}:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+def test_the_visible_check_is_rewritten_strict_and_the_hidden_tests_split_off():
+    source = ("f = checks.ppca.check_f(f)\nprint('done')\n"
+              "### BEGIN HIDDEN TESTS\nchecks.ppca.check_f(f, strict=True, seed=1)\n### END HIDDEN TESTS")
+    visible, hidden = split_hidden(source)
+    assert visible == ["f = checks.ppca.check_f(f)", "print('done')"]
+    assert hidden == ["checks.ppca.check_f(f, strict=True, seed=1)"]
+    assert strict_calls("\n".join(visible)) == ["checks.ppca.check_f(f, strict=True)"]
+    assert strict_calls("g = checks.x.check_g(g, strict=True)") == []     # already strict: left alone
+    assert defined_names("import math as m\nclass A: pass\ndef f(x):\n    y = 1\nZ, W = 1, 2") == ["m", "A", "f", "Z", "W"]
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    out = tmp_path_factory.mktemp("class") / "course"
+    build_course(out, exercise_timeout=EXERCISE_TIMEOUT, cell_timeout=1800, generate=False)
+    for assignment in sorted(p.name for p in (out / "source").iterdir()):
+        nbgrader(out, "generate_assignment", assignment, "--force")
+    return out
+
+
+def grade_cells(nb):
+    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells
+            if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
+
+
+def test_the_course_is_built_from_solutions(course):
+    """One assignment per notebook; every exercise has a visible check and heavier hidden tests."""
+    assert sorted(p.name for p in (course / "release").iterdir()) == [p.stem for p in SOLUTIONS]
+    for solution_path in SOLUTIONS:
+        solution = nbformat.read(str(solution_path), as_version=4)
+        source = nbformat.read(str(course / "source" / solution_path.stem / solution_path.name), as_version=4)
+        released = nbformat.read(str(course / "release" / solution_path.stem / solution_path.name), as_version=4)
+        authored = {gid: c for gid, c in grade_cells(solution).items()}
+        graded = grade_cells(source)
+        assert authored, f"{solution_path.name} has no graded cell"
+        for gid, cell in authored.items():
+            points = float(cell.metadata["nbgrader"].get("points", 1))
+            visible, hidden = graded[gid], graded[f"{gid}_hidden"]
+            assert visible.metadata["nbgrader"]["points"] == points * VISIBLE_WEIGHT
+            assert hidden.metadata["nbgrader"]["points"] == points * HIDDEN_WEIGHT > points * VISIBLE_WEIGHT
+            # the hidden tests are the solution's, strict and on other seeds
+            hidden_lines = [line for line in strip_markers(hidden.source).splitlines() if not line.startswith("#")]
+            assert hidden_lines and all("strict=True" in line and "seed=" in line for line in hidden_lines)
+            assert all(line in cell.source for line in hidden_lines)
+            # the visible check also runs strictly when grading (an unfinished exercise scores 0)
+            assert "strict=True" in visible.source and "seed=" not in strip_markers(visible.source)
+        # the learner's copy of the class: no solution, no hidden test
+        for cell in released.cells:
+            assert "BEGIN SOLUTION" not in cell.source and "BEGIN HIDDEN TESTS" not in cell.source
+            assert "strict=True" not in cell.source
+        assert set(grade_cells(released)) == set(graded)
+    # every exercise of solutions/ is an exercise of the course
+    for solution_path in SOLUTIONS:
+        plan = exercise_plan(nbformat.read(str(course / "source" / solution_path.stem / solution_path.name), 4))
+        answers = [c.metadata["nbgrader"]["grade_id"] for c in nbformat.read(str(solution_path), 4).cells
+                   if c.get("metadata", {}).get("nbgrader", {}).get("solution")]
+        assert [ex.answer_id for ex in plan] == answers
+
+
+def test_readme_states_the_points_of_the_course():
+    table = format_points_table(points_table())
+    assert table in (ROOT / "README.md").read_text(encoding="utf-8"), (
+        "README's points table is out of date; print it with: python tools/make_class_course.py --points")
+
+
+@pytest.mark.slow
+def test_grading_keeps_exercises_apart(tmp_path):
+    """A tiny course: a deleted test cell, a loop, a rebound global, and the exercises after them."""
+    from nbgrader.api import Gradebook
+
+    from tools.nbauthor import Notebook
+
+    nb = Notebook("Four small exercises")
+    nb.code("import torch\nfrom lvmlib import checks")
+    for name, formula in (("double", "2 * x"), ("square", "x * x"), ("half", "x / 2"), ("triple", "3 * x")):
+        nb.solution(name, f"def {name}(x):\n    ### BEGIN SOLUTION\n    return {formula}\n    ### END SOLUTION")
+        check = f"checks.check_function({name}, lambda x: {formula}, [checks.Case((torch.arange(3.0),))], name={name!r}"
+        hidden = check.replace("arange(3.0)", "linspace(-1, 1, 5)")
+        nb.check(f"{name}_check", f"{name} = {check})\n### BEGIN HIDDEN TESTS\n{hidden}, strict=True)\n"
+                                  "### END HIDDEN TESTS", points=1)
+    nb.write(tmp_path / "solutions" / "tiny.ipynb")
+    course = tmp_path / "course"
+    build_course(course, tmp_path / "solutions", exercise_timeout=5, generate=False)
+    nbgrader(course, "generate_assignment", "tiny", "--force")
+
+    released = nbformat.read(str(course / "release" / "tiny" / "tiny.ipynb"), as_version=4)
+    answers = {"double": "def double(x):\n    return 2 * x",
+               "square": "def square(x):\n    while True:\n        pass",
+               "half": "def half(x):\n    return x / 2\nchecks = None",
+               "triple": "def triple(x):\n    return 3 * x"}
+    cells = []
+    for cell in released.cells:
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if gid == "double_check":
+            continue                      # the student deleted a locked test cell
+        if gid in answers:
+            cell.source = answers[gid]
+        cells.append(cell)
+    released.cells = cells
+    (course / "submitted" / "kim" / "tiny").mkdir(parents=True)
+    nbformat.write(released, str(course / "submitted" / "kim" / "tiny" / "tiny.ipynb"))
+    nbgrader(course, "autograde", "tiny")
+
+    deserved = {"double": True, "square": False, "half": False, "triple": True}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", course_id="lvm") as gb:
+        for name, ok in deserved.items():
+            for gid, points in ((f"{name}_check", 1.0), (f"{name}_check_hidden", 2.0)):
+                assert gb.find_grade(gid, "tiny", "tiny", "kim").score == (points if ok else 0.0), (name, gid)
+
+
+# --- the class ------------------------------------------------------------------------------------------
+
+# Typical wrong answers, the lecture's errata among them, keyed by the answer cell's grade_id:
+# (the code submitted, a phrase the check's message must contain). Other exercises: solved.
+MISTAKES = {
+    "log_joint": ("def log_joint(log_p_y_given_x, log_p_x):\n    return log_p_y_given_x * log_p_x[:, None]",
+                  "known mistake: multiplying the log-probabilities"),
+    "C_inverse": ("def C_inverse(W, sigma2):\n"
+                  "    D = W.shape[0]\n"
+                  "    Minv_Wt = torch.linalg.solve(M_matrix(W, sigma2), W.T)\n"
+                  "    return torch.eye(D, dtype=W.dtype) / sigma2**0.5 - W @ Minv_Wt / sigma2",
+                  "misprint sigma^-1 I"),
+    "posterior": ("def posterior(X, W, mu, sigma2):\n"
+                  "    M = M_matrix(W, sigma2)\n"
+                  "    return (X - mu) @ W @ torch.linalg.inv(M), M / sigma2",
+                  "that is the posterior PRECISION"),
+    "reparameterize": ("def reparameterize(mu_z, log_var):\n"
+                       "    return mu_z + torch.exp(log_var) * torch.randn_like(mu_z)",
+                       "exp(log_var) is the VARIANCE"),
+}
+
+# The unlucky student's answers, by position in the course: one loop, then the rest in turn.
+FIRST, CYCLE = "loops", ["deleted", "solved", "raises", "clobbers", "floods"]
+DESERVES_POINTS = {"solved", "floods"}       # a right answer that prints megabytes keeps its points
+FLOOD_CHARS = 1_000_000
+
+
+def solution_regions(source: str, replace) -> str:
+    """``source`` with each ``### BEGIN/END SOLUTION`` region's lines replaced by ``replace(indent, lines)``."""
+    out, region, indent = [], None, ""
+    for line in source.splitlines():
+        if line.strip() == "### BEGIN SOLUTION":
+            region, indent = [], line[: len(line) - len(line.lstrip())]
+        elif line.strip() == "### END SOLUTION":
+            out.extend(replace(indent, region))
+            region = None
+        elif region is not None:
+            region.append(line)
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
+def unlucky_answer(behaviour: str, solution_source: str) -> str | None:
+    """What the unlucky student submits for an exercise (None: the answer cell is deleted)."""
+    if behaviour == "loops":
+        return solution_regions(solution_source, lambda i, _: [i + "while True:", i + "    pass"])
+    if behaviour == "raises":
+        return solution_regions(solution_source, lambda i, _: [i + "raise ValueError('an answer that crashes')"])
+    if behaviour == "floods":
+        return solution_regions(solution_source, lambda i, body: [i + f"print('x' * {FLOOD_CHARS})", *body])
+    if behaviour == "clobbers":
+        return strip_markers(solution_source) + "\nchecks = None  # rebinds a global that the next cells rely on"
+    if behaviour == "deleted":
+        return None
+    return strip_markers(solution_source)
+
+
+def course_exercises(course: Path) -> list[tuple[str, object]]:
+    """(assignment, exercise) for every exercise of the course, in order."""
+    out = []
+    for path in SOLUTIONS:
+        source = nbformat.read(str(course / "source" / path.stem / path.name), as_version=4)
+        out.extend((path.stem, ex) for ex in exercise_plan(source))
+    return out
+
+
+def make_class(course: Path) -> dict:
+    """Write the four submissions of every assignment; return what each exercise deserves."""
+    exercises = course_exercises(course)
+    behaviours = [FIRST] + [CYCLE[i % len(CYCLE)] for i in range(len(exercises) - 1)]
+    unlucky = {(a, ex.answer_id): b for (a, ex), b in zip(exercises, behaviours)}
+    deserved = {}   # (student, assignment, answer_id) -> bool
+    for path in SOLUTIONS:
+        assignment = path.stem
+        source = nbformat.read(str(course / "source" / assignment / path.name), as_version=4)
+        solutions = {c.metadata["nbgrader"]["grade_id"]: c.source for c in source.cells
+                     if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+        for student in ("solved", "unfinished", "mistakes", "unlucky"):
+            nb = nbformat.read(str(course / "release" / assignment / path.name), as_version=4)
+            cells = []
+            for cell in nb.cells:
+                gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+                if gid not in solutions:
+                    cells.append(cell)
+                    continue
+                if student == "solved":
+                    cell.source, ok = strip_markers(solutions[gid]), True
+                elif student == "unfinished":
+                    ok = False
+                elif student == "mistakes":
+                    if gid in MISTAKES:
+                        cell.source, ok = MISTAKES[gid][0], False
+                    else:
+                        cell.source, ok = strip_markers(solutions[gid]), True
+                else:
+                    behaviour = unlucky[(assignment, gid)]
+                    answer = unlucky_answer(behaviour, solutions[gid])
+                    ok = behaviour in DESERVES_POINTS
+                    if answer is None:
+                        deserved[(student, assignment, gid)] = ok
+                        continue
+                    cell.source = answer
+                deserved[(student, assignment, gid)] = ok
+                cells.append(cell)
+            nb.cells = cells
+            dest = course / "submitted" / student / assignment
+            dest.mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, str(dest / path.name))
+            (dest / "timestamp.txt").write_text("2026-12-01 09:00:00.000000 UTC")
+    return {"deserved": deserved, "unlucky": unlucky, "exercises": exercises}
+
+
+@pytest.mark.slow
+def test_a_class_of_four_is_graded_exercise_by_exercise(course):
+    """Release, submissions, autograde, feedback, CSV export: each score is what the answer deserves."""
+    from nbgrader.api import Gradebook
+
+    klass = make_class(course)
+    assignments = [p.stem for p in SOLUTIONS]
+    for assignment in assignments:
+        nbgrader(course, "autograde", assignment)
+        nbgrader(course, "generate_feedback", assignment)
+    nbgrader(course, "export", "--to", str(course / "grades.csv"))
+
+    expected_totals = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", course_id="lvm") as gb:
+        for assignment, exercise in klass["exercises"]:
+            for student in ("solved", "unfinished", "mistakes", "unlucky"):
+                ok = klass["deserved"][(student, assignment, exercise.answer_id)]
+                for test_id in exercise.test_ids:
+                    grade = gb.find_grade(test_id, assignment, assignment, student)
+                    want = grade.max_score if ok else 0.0
+                    assert grade.score == want, (
+                        f"{student}, {assignment}, {test_id} "
+                        f"({klass['unlucky'][(assignment, exercise.answer_id)] if student == 'unlucky' else ''}): "
+                        f"scored {grade.score}, deserves {want}")
+                    key = (student, assignment)
+                    expected_totals[key] = expected_totals.get(key, 0.0) + want
+
+    with open(course / "grades.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    scores = {(r["student_id"], r["assignment"]): float(r["score"]) for r in rows}
+    assert scores == pytest.approx(expected_totals)
+    maximum = {r["assignment"]: float(r["max_score"]) for r in rows}
+    assert all(scores[("solved", a)] == maximum[a] for a in assignments)
+    assert all(scores[("unfinished", a)] == 0.0 for a in assignments)
+
+    # the feedback of a wrong exercise carries the check's message
+    for assignment in assignments:
+        html = (course / "feedback" / "mistakes" / assignment / f"{assignment}.html").read_text(encoding="utf-8")
+        for ex in (ex for a, ex in klass["exercises"] if a == assignment and ex.answer_id in MISTAKES):
+            assert MISTAKES[ex.answer_id][1] in html, f"{assignment}: feedback lacks the message of {ex.answer_id}"
+            assert f"{ex.answer_id}: not right yet" in html or "not right yet" in html
+
+    # the unlucky student's megabytes were cut, the loop was interrupted
+    for assignment in assignments:
+        graded = nbformat.read(str(course / "autograded" / "unlucky" / assignment / f"{assignment}.ipynb"), 4)
+        for cell in graded.cells:
+            text = "".join(o.get("text", "") for o in cell.get("outputs", []))
+            assert len(text) < 120_000
+    behaviours = set(klass["unlucky"].values())
+    assert {"loops", "deleted", "raises", "clobbers", "floods", "solved"} <= behaviours
+    loop_assignment = next(a for (a, _), b in klass["unlucky"].items() if b == "loops")
+    graded = (course / "autograded" / "unlucky" / loop_assignment / f"{loop_assignment}.ipynb").read_text()
+    assert re.search(r"CellTimeoutError|KeyboardInterrupt", graded)
