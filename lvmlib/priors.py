@@ -110,7 +110,7 @@ class StandardNormalPrior(Prior):
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log N(z | 0, I) = -M/2 log(2 pi) - 1/2 ||z||^2. Inputs: z (..., M). Returns: (...,)."""
-        return log_normal_standard(self._check_z(z))
+        return log_normal_standard(self._check_z(z), check=False)
 
     def analytic_kl(self, mu_z: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
         """KL(N(mu_z, diag(exp(log_var))) || N(0, I)) = 1/2 sum (mu^2 + exp(log_var) - log_var - 1).
@@ -123,7 +123,7 @@ class StandardNormalPrior(Prior):
                 f"log_var must be a tensor with the shape of mu_z {tuple(mu_z.shape)}, "
                 f"got {tuple(log_var.shape) if torch.is_tensor(log_var) else type(log_var).__name__}"
             )
-        return kl_normal_diag(mu_z, log_var)
+        return kl_normal_diag(mu_z, log_var, check=False)
 
     def extra_repr(self) -> str:
         return f"M={self.M}"

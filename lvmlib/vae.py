@@ -67,6 +67,17 @@ def _is_real(v) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
 
+def _check_generator(generator) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+
+
+def _check_bool(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class VAEConfig:
     """Everything that defines a VAE's architecture and loss.
@@ -128,6 +139,11 @@ class VAEConfig:
             raise ValueError(f"VAEConfig.prior must be one of {list(PRIORS)}, got {self.prior!r}")
         if not isinstance(self.device, str):
             raise TypeError(f"VAEConfig.device must be a string such as 'auto' or 'cpu', got {self.device!r}")
+        # NumPy numbers become Python numbers, so that the config is plain data (JSON, checkpoints)
+        for name in ("D", "M", "H", "n_hidden_layers", "n_levels"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+        for name in ("sigma2", "beta"):
+            object.__setattr__(self, name, float(getattr(self, name)))
 
 
 # --------------------------------------------------------------------------------------
@@ -142,13 +158,17 @@ def make_mlp(in_dim: int, out_dim: int, H: int = 256, n_hidden_layers: int = 1, 
     unconstrained means, log-variances or logits. ``n_hidden_layers=0`` is a single Linear map.
     Inputs/Returns: a module mapping (..., in_dim) to (..., out_dim).
     """
-    if activation not in ACTIVATIONS:
+    for name, v in (("in_dim", in_dim), ("out_dim", out_dim), ("H", H)):
+        if not _is_int(v) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
     if not _is_int(n_hidden_layers) or n_hidden_layers < 0:
         raise ValueError(f"n_hidden_layers must be an integer >= 0, got {n_hidden_layers!r}")
+    in_dim, out_dim, H = int(in_dim), int(out_dim), int(H)
     layers: list[nn.Module] = []
     d = in_dim
-    for _ in range(n_hidden_layers):
+    for _ in range(int(n_hidden_layers)):
         layers += [nn.Linear(d, H), ACTIVATIONS[activation]()]
         d = H
     layers.append(nn.Linear(d, out_dim))
@@ -170,6 +190,7 @@ def reparameterize(mu_z: torch.Tensor, log_var: torch.Tensor, generator: torch.G
         raise TypeError("mu_z and log_var must be torch tensors")
     if mu_z.shape != log_var.shape:
         raise ValueError(f"mu_z and log_var must have the same shape, got {tuple(mu_z.shape)} and {tuple(log_var.shape)}")
+    _check_generator(generator)
     eps = torch.randn(mu_z.shape, device=mu_z.device, dtype=mu_z.dtype, generator=generator)
     return mu_z + torch.exp(0.5 * log_var) * eps
 
@@ -193,7 +214,9 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs: x (..., D) floats. Returns: mu_z (..., M), log_var (..., M)."""
-        if x.shape[-1] != self.D:
+        if not torch.is_tensor(x):
+            raise TypeError(f"x must be a torch.Tensor of shape (..., D={self.D}), got {type(x).__name__}")
+        if x.dim() < 1 or x.shape[-1] != self.D:
             raise ValueError(f"x must have shape (..., D={self.D}), got {tuple(x.shape)}")
         h = self.net(x)  # (..., 2M)
         mu_z, log_var = torch.chunk(h, 2, dim=-1)  # (..., M) each
@@ -229,9 +252,9 @@ class Encoder(nn.Module):
         """log q(z|x) = sum_m log N(z_m | mu_z_m, exp(log_var_m)).
 
         Inputs: z (..., M) (e.g. (K, B, M)), mu_z and log_var broadcastable to it.
-        Returns: (...,).
+        Returns: (...,). Shapes are checked, values are not (it runs inside the training loop).
         """
-        return log_normal_diag(z, mu_z, log_var)
+        return log_normal_diag(z, mu_z, log_var, check=False)
 
 
 class Decoder(nn.Module):
@@ -249,10 +272,27 @@ class Decoder(nn.Module):
         self.D, self.M = D, M
         self.net = make_mlp(M, out_dim, H, n_hidden_layers, activation)
 
-    def _params(self, z, params):
+    def _params(self, z, params, x=None, event_dims: int = 1):
+        """The distribution's parameters, from z or as given. With x, checks that x broadcasts to
+        them: x (B, D) against parameters (..., B, D) (or (..., B, D, L) when ``event_dims`` is 2)."""
         if (z is None) == (params is None):
             raise ValueError("give exactly one of z (..., M) and params (the output of decoder(z))")
-        return self(z) if params is None else params
+        if params is not None and not torch.is_tensor(params):
+            raise TypeError(f"params must be a torch.Tensor (the output of decoder(z)), got {type(params).__name__}")
+        out = self(z) if params is None else params
+        if x is not None:
+            target = out.shape[: out.dim() - (event_dims - 1)]  # (..., B, D)
+            try:
+                ok = torch.broadcast_shapes(x.shape, target) == target
+            except RuntimeError:
+                ok = False
+            if not ok:
+                given = f"z {tuple(z.shape)}" if params is None else f"params {tuple(params.shape)}"
+                raise ValueError(
+                    f"x {tuple(x.shape)} and {given} do not match: x (B, D) needs z (..., B, M) or params "
+                    f"(..., B, D{', L' if event_dims == 2 else ''}) with the same B"
+                )
+        return out
 
     def _check_z(self, z):
         if not torch.is_tensor(z) or z.shape[-1] != self.M:
@@ -302,7 +342,7 @@ class BernoulliDecoder(Decoder):
         self._check_x(x, check)
         if check and bool(((x < 0) | (x > 1)).any()):
             raise ValueError("x must lie in [0, 1] for the Bernoulli likelihood (use scale='unit' data)")
-        logits = self._params(z, params)
+        logits = self._params(z, params, x)
         x = x.to(logits.dtype)
         return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
 
@@ -356,8 +396,8 @@ class GaussianDecoder(Decoder):
 
         ``check`` (default True) verifies that x is finite; False skips it."""
         self._check_x(x, check)
-        mean = self._params(z, params)
-        return log_normal_diag(x.to(mean.dtype), mean, self.log_var_x.expand_as(mean))
+        mean = self._params(z, params, x)
+        return log_normal_diag(x.to(mean.dtype), mean, self.log_var_x.expand_as(mean), check=False)
 
     def sample(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """x = mean(z) + sigma * eps. Inputs: z (..., M). Returns: (..., D)."""
@@ -405,7 +445,7 @@ class CategoricalDecoder(Decoder):
 
         ``check`` (default True) verifies that x holds whole numbers in 0..L-1; False skips it."""
         xl = self._levels(x, check)
-        logits = self._params(z, params)
+        logits = self._params(z, params, x, event_dims=2)
         log_p = torch.log_softmax(logits, dim=-1)  # (..., B, D, L)
         idx = xl.expand(log_p.shape[:-1]).unsqueeze(-1)  # (..., B, D, 1)
         return torch.gather(log_p, -1, idx).squeeze(-1).sum(-1)
@@ -426,6 +466,8 @@ class CategoricalDecoder(Decoder):
 
 def make_decoder(config: VAEConfig) -> Decoder:
     """The decoder that ``config.likelihood`` names, built with the config's architecture."""
+    if not isinstance(config, VAEConfig):
+        raise TypeError(f"config must be a VAEConfig, got {type(config).__name__}")
     common = dict(D=config.D, M=config.M, H=config.H, n_hidden_layers=config.n_hidden_layers, activation=config.activation)
     if config.likelihood == "bernoulli":
         return BernoulliDecoder(**common)
@@ -507,6 +549,14 @@ class VAE(nn.Module):
         n_bad, n_out = (int(v) for v in torch.stack([bad.sum(), (out & ~bad).sum()]).tolist())
         if n_bad:
             raise ValueError(f"{name} must be finite, got {n_bad} NaN or infinite value(s)")
+        if c.likelihood == "gaussian" and x.numel():
+            big = math.sqrt(torch.finfo(x.dtype).max) / 4
+            top = float(x.abs().max())
+            if top > big:
+                raise ValueError(
+                    f"{name} must have values of magnitude below {big:.3g} for the Gaussian likelihood in {x.dtype} "
+                    f"(it squares them), got up to {top:.3g}: standardise the data"
+                )
         if n_out and c.likelihood == "bernoulli":
             raise ValueError(
                 f"{name} must lie in [0, 1] for the Bernoulli likelihood (use scale='unit' data), "
@@ -528,6 +578,8 @@ class VAE(nn.Module):
         of levels stays integer for "categorical"). After this, ``forward(batch, check=False)``
         on slices of the result needs no further data-dependent checks.
         """
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a string (the argument's name for error messages), got {name!r}")
         x = self._x_form(x, name)
         self._check_values(x, name)
         return x
@@ -580,7 +632,7 @@ class VAE(nn.Module):
             validated once with :meth:`check_data` (what the trainer does).
         Returns: dict with "loss" (scalar), "elbo", "re", "kl" (B,) each.
         """
-        x = self.check_data(x) if check else self._x_form(x)
+        x = self.check_data(x) if _check_bool("check", check) else self._x_form(x)
         mu_z, log_var = self.encoder(self.encoder_input(x))  # q(z|x)      (B, M) each
         z = reparameterize(mu_z, log_var, generator=generator)  # z ~ q(z|x)  (B, M)
         re = self.decoder.log_prob(x, z, check=False)  # E_q log p(x|z), one sample  (B,)
