@@ -177,23 +177,23 @@ def _check_params(W, mu=None, sigma2=None, X: torch.Tensor | None = None):
     return out
 
 
-def _check_spread(Xc: torch.Tensor, name: str = "X") -> torch.Tensor:
+def _check_spread(Xc: torch.Tensor, name: str = "X", centre: str = "the mean") -> torch.Tensor:
     """The total squared deviation ||X - mean||^2 of centred data, or a ValueError saying why
     the data cannot be fitted: its squares overflow or underflow the dtype, or it has no variance."""
     total = _sq_norm(Xc)
     if not torch.isfinite(total):
         raise ValueError(
-            f"{name} has values too large for {Xc.dtype}: the sum of squared deviations from the mean overflows "
-            f"(largest |x - mean| = {Xc.abs().max().item():.3g}); rescale {name} (e.g. standardise it)"
+            f"{name} has values too large for {Xc.dtype}: the sum of squared deviations from {centre} overflows "
+            f"(largest deviation {Xc.abs().max().item():.3g}); rescale {name} (e.g. standardise it)"
         )
     if total.item() == 0:
         top = Xc.abs().max().item()
         if top > 0:
             raise ValueError(
-                f"{name} has values too small for {Xc.dtype}: their squared deviations from the mean underflow to 0 "
-                f"(largest |x - mean| = {top:.3g}); rescale {name} (e.g. standardise it)"
+                f"{name} has values too small for {Xc.dtype}: their squared deviations from {centre} underflow to 0 "
+                f"(largest deviation {top:.3g}); rescale {name} (e.g. standardise it)"
             )
-        raise ValueError(f"{name} has no variance: every row is the same, so there is nothing for PPCA to fit")
+        raise ValueError(f"{name} has no variance: every row equals {centre}, so there is nothing for PPCA to fit")
     return total
 
 
@@ -482,7 +482,7 @@ def em_step(X, W, mu, sigma2):
     X = _check_data(X, min_samples=2)
     W, mu, s2 = _check_params(W, mu, sigma2, X=X)
     Xc = X - mu  # (N, D)
-    return _em_update(Xc, W, s2, _project(Xc, W), _check_spread(Xc))
+    return _em_update(Xc, W, s2, _project(Xc, W), _check_spread(Xc, centre="mu"))
 
 
 def _init_params(init, Xc: torch.Tensor, M: int, generator):
