@@ -24,6 +24,13 @@ Conventions of this module
       as an integer or float tensor holding whole numbers.
   The encoder always receives floats; for the categorical likelihood it receives x / (L - 1)
   so that its input lies in [0, 1] as for the other likelihoods (``VAE.encoder_input``).
+* Validation: ``VAE.check_data(x, name)`` checks a whole data set once (type, shape (N, D)
+  with N >= 1, finite values, the likelihood's range or levels) and returns it in the form
+  ``forward`` expects. ``forward(x)`` checks the same on every call (``check=True``, the
+  default, for interactive use); ``forward(batch, check=False)`` checks only type and shape,
+  with no look at the values and so no host-device synchronisation: for batches of data
+  validated once (what the trainer does). ``elbo``, ``log_px``, ``encode``,
+  ``reconstruct`` and ``log_px_given_z`` always check.
 """
 
 from __future__ import annotations
