@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
+import numbers
 import os
 import shutil
 import struct
@@ -74,7 +76,7 @@ class Split:
 
 
 def _check_scale(scale: str, allowed=_SCALES) -> None:
-    if scale not in allowed:
+    if not isinstance(scale, str) or scale not in allowed:
         raise ValueError(f"scale must be one of {allowed}, got {scale!r}")
 
 
@@ -98,6 +100,8 @@ def load_digits(scale: str = "unit", return_labels: bool = False):
     Returns: X (1797, 64), and the labels y (1797,) when ``return_labels``.
     """
     _check_scale(scale)
+    if not isinstance(return_labels, bool):
+        raise TypeError(f"return_labels must be True or False, got {return_labels!r}")
     from sklearn.datasets import load_digits as _sk_load_digits
 
     bunch = _sk_load_digits()
@@ -106,12 +110,35 @@ def load_digits(scale: str = "unit", return_labels: bool = False):
 
 
 def split_rows(X: np.ndarray, sizes, y: np.ndarray | None = None) -> Split:
-    """Split rows in order into train/validation/test of the given sizes (they must add up to len(X))."""
-    sizes = tuple(sizes)
-    if len(sizes) != 3 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in sizes):
+    """Split rows in order into train/validation/test of the given sizes (they must add up to len(X)).
+
+    Inputs: X (N, D) array (a list is converted with np.asarray); sizes three positive integers
+        adding up to N; y (optional) labels (N,), one per row, split the same way.
+    Returns: a :class:`Split`.
+    """
+    if isinstance(X, (list, tuple)):
+        X = np.asarray(X)
+    if not hasattr(X, "shape") or not hasattr(X, "__getitem__"):
+        raise TypeError(f"X must be an array of shape (N, D), got {type(X).__name__}")
+    if len(X.shape) != 2:
+        raise ValueError(f"X must have shape (N, D) (one row per example), got shape {tuple(X.shape)}")
+    try:
+        sizes = tuple(sizes)
+    except TypeError:
+        raise TypeError(f"sizes must be three positive integers (train, val, test), got {sizes!r}") from None
+    if len(sizes) != 3 or not all(
+        isinstance(s, (int, np.integer)) and not isinstance(s, (bool, np.bool_)) and s > 0 for s in sizes
+    ):
         raise ValueError(f"sizes must be three positive integers (train, val, test), got {sizes!r}")
+    sizes = tuple(int(s) for s in sizes)
     if sum(sizes) != len(X):
         raise ValueError(f"sizes {sizes} add up to {sum(sizes)}, but the data has {len(X)} rows")
+    if y is not None:
+        if isinstance(y, (list, tuple)):
+            y = np.asarray(y)
+        if not hasattr(y, "shape") or len(y.shape) != 1 or y.shape[0] != len(X):
+            shape = tuple(y.shape) if hasattr(y, "shape") else type(y).__name__
+            raise ValueError(f"y must hold one label per row of X, shape ({len(X)},), got {shape}")
     a, b = sizes[0], sizes[0] + sizes[1]
     parts = (X[:a], X[a:b], X[b:])
     labels = (None, None, None) if y is None else (y[:a], y[a:b], y[b:])
@@ -133,6 +160,8 @@ def digits_split(scale: str = "unit", return_labels: bool = False, sizes=DIGITS_
 def mnist_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """The MNIST folder: ``data_dir`` if given, else ``$LVMLIB_MNIST_DIR``, else ``~/.cache/lvmlib/mnist``."""
     if data_dir is not None:
+        if not isinstance(data_dir, (str, os.PathLike)):
+            raise TypeError(f"data_dir must be a path (str or os.PathLike) or None, got {type(data_dir).__name__}")
         return Path(data_dir).expanduser()
     if os.environ.get(MNIST_ENV):
         return Path(os.environ[MNIST_ENV]).expanduser()
@@ -249,9 +278,11 @@ def mnist_split(scale: str = "unit", n_val: int = 10000, return_labels: bool = F
         n_val between 1 and the number of training images - 1; other keywords go to :func:`load_mnist`.
     """
     _check_scale(scale)
+    if isinstance(n_val, (bool, np.bool_)) or not isinstance(n_val, (int, np.integer)) or n_val < 1:
+        raise ValueError(f"n_val must be a positive integer (the number of validation images), got {n_val!r}")
     data = load_mnist(**load_kw)
     n_train_all = len(data["train_images"])
-    if not isinstance(n_val, (int, np.integer)) or not 0 < n_val < n_train_all:
+    if not 0 < n_val < n_train_all:
         raise ValueError(f"n_val must be an integer between 1 and {n_train_all - 1}, got {n_val!r}")
     X = np.concatenate([data["train_images"], data["test_images"]])
     y = np.concatenate([data["train_labels"], data["test_labels"]]).astype(np.int64)
@@ -266,11 +297,18 @@ def toy_2d(n: int = 200, seed: int = 0, angle_deg: float = 30.0, spread: float =
 
     x = mean + s * u + e * v, with u = (cos angle, sin angle), v orthogonal to u,
     s ~ N(0, spread^2), e ~ N(0, noise^2). Returns (n, 2) float64.
+    Inputs: n >= 2; seed a non-negative integer; angle_deg a finite number; spread and noise
+        positive finite numbers.
     """
-    if not isinstance(n, (int, np.integer)) or n < 2:
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 2:
         raise ValueError(f"n must be an integer >= 2, got {n!r}")
-    if spread <= 0 or noise <= 0:
-        raise ValueError(f"spread and noise must be positive, got spread={spread!r}, noise={noise!r}")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    for name, value, positive in (("angle_deg", angle_deg, False), ("spread", spread, True), ("noise", noise, True)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a number, got {value!r}")
+        if not math.isfinite(value) or (positive and value <= 0):
+            raise ValueError(f"{name} must be a {'positive ' if positive else ''}finite number, got {value!r}")
     rng = np.random.default_rng(seed)
     a = np.deg2rad(angle_deg)
     u = np.array([np.cos(a), np.sin(a)])
@@ -282,6 +320,8 @@ def toy_2d(n: int = 200, seed: int = 0, angle_deg: float = 30.0, spread: float =
 
 def load_dataset(name: str, **kwargs) -> Split | np.ndarray:
     """Load a data set by name: "digits" (a Split), "mnist" (a Split) or "toy2d" (an (n, 2) array)."""
+    if not isinstance(name, str):
+        raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
     if name == "digits":
         return digits_split(**kwargs)
     if name == "mnist":

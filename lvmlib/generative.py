@@ -8,6 +8,8 @@ and a confident decision should not be trusted.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import torch
 
@@ -15,7 +17,10 @@ CORRUPTIONS = ("noise", "inverted", "half erased", "shifted", "blobs")
 
 
 def _as_tensor(name: str, value) -> torch.Tensor:
-    t = torch.as_tensor(value)
+    try:
+        t = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be numbers (an array or tensor), got {type(value).__name__}") from None
     if not torch.is_floating_point(t):
         t = t.double()
     if not torch.isfinite(t).all():
@@ -44,8 +49,8 @@ def unfamiliar(log_p_x, log_p_x_reference, fraction: float = 0.01) -> torch.Tens
     Inputs: log_p_x (N,); log_p_x_reference (R,); fraction in (0, 1).
     Returns: a boolean tensor (N,).
     """
-    if not 0.0 < float(fraction) < 1.0:
-        raise ValueError(f"fraction must be between 0 and 1, got {fraction!r}")
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0.0 < float(fraction) < 1.0:
+        raise ValueError(f"fraction must be a number between 0 and 1, got {fraction!r}")
     lp = _as_tensor("log_p_x", log_p_x)
     ref = _as_tensor("log_p_x_reference", log_p_x_reference)
     if lp.ndim != 1 or ref.ndim != 1 or ref.numel() == 0:
@@ -61,9 +66,16 @@ def corrupt(X, kind: str, seed: int = 0, shape=(8, 8)) -> np.ndarray:
     "shifted" (moved 3 pixels to the right, wrapping around), "blobs" (random 0/1 pixels).
     Returns: (N, H*W) float32 in [0, 1].
     """
-    X = np.asarray(X, dtype=np.float32)
+    try:
+        X = np.asarray(X.detach().cpu() if isinstance(X, torch.Tensor) else X, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise TypeError(f"X must be images (N, H*W) as numbers, got {type(X).__name__}") from None
     if X.ndim != 2 or X.shape[1] != shape[0] * shape[1]:
         raise ValueError(f"X must be (N, {shape[0] * shape[1]}) images, got shape {X.shape}")
+    if not np.isfinite(X).all() or (X.size and (X.min() < 0 or X.max() > 1)):
+        raise ValueError("X must hold finite pixel values in [0, 1] (use scale='unit' data)")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     rng = np.random.default_rng(seed)
     h, w = shape
     if kind == "noise":
@@ -79,3 +91,4 @@ def corrupt(X, kind: str, seed: int = 0, shape=(8, 8)) -> np.ndarray:
     if kind == "blobs":
         return (rng.uniform(0, 1, size=X.shape) > 0.7).astype(np.float32)
     raise ValueError(f"kind must be one of {CORRUPTIONS}, got {kind!r}")
+

@@ -2,9 +2,15 @@
 
 Every function takes ``ax=None`` (a new figure is made when it is None) and returns
 what it drew, so a notebook can restyle or test it.
+
+Bad input is an error naming the argument before anything is drawn: a figure never shows
+a wrong picture silently (NaN values that would leave gaps, an indefinite "covariance"
+drawn as a segment, values a logarithmic axis cannot show, series of mismatched lengths).
 """
 
 from __future__ import annotations
+
+import numbers
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -35,21 +41,78 @@ def _numpy(a) -> np.ndarray:
     return np.asarray(a)
 
 
+def _floats(name: str, a, *, finite: bool = True, min_size: int = 1, positive: bool = False) -> np.ndarray:
+    """``a`` as a float array, or a TypeError/ValueError naming ``name``: numeric, at least
+    ``min_size`` values, finite (NaN would leave a silent gap in a figure), > 0 if asked."""
+    try:
+        arr = _numpy(a).astype(float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be numbers (an array or tensor), got {type(a).__name__}") from None
+    if arr.size < min_size:
+        raise ValueError(f"{name} must hold at least {min_size} value(s), got shape {arr.shape}")
+    if finite and not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be finite, got {int((~np.isfinite(arr)).sum())} NaN or infinite value(s)")
+    if positive and not (arr > 0).all():
+        raise ValueError(f"{name} must be positive (a logarithmic axis shows only values > 0), got min {arr.min():g}")
+    return arr
+
+
+def _number(name: str, v, *, positive: bool = False) -> float:
+    """A finite real number (a 0-d array or tensor too), or an error naming ``name``."""
+    if isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a number, got {v!r}")
+    if isinstance(v, (torch.Tensor, np.ndarray)):
+        if (v.numel() if isinstance(v, torch.Tensor) else v.size) != 1:
+            raise ValueError(f"{name} must be one number, got shape {tuple(v.shape)}")
+        v = v.item()
+    if not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {v!r}")
+    v = float(v)
+    if not np.isfinite(v) or (positive and v <= 0):
+        raise ValueError(f"{name} must be {'positive and ' if positive else ''}finite, got {v!r}")
+    return v
+
+
+def _int(name: str, v, minimum: int = 1) -> int:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")
+    return int(v)
+
+
+def _shape2(shape) -> tuple[int, int]:
+    try:
+        h, w = shape
+    except (TypeError, ValueError):
+        raise ValueError(f"shape must be a pair (H, W) of positive integers, got {shape!r}") from None
+    return _int("shape[0] (H)", h), _int("shape[1] (W)", w)
+
+
+def _mapping(name: str, v, what: str) -> dict:
+    if not isinstance(v, dict):
+        raise TypeError(f"{name} must be a dict {what}, got {type(v).__name__}")
+    return v
+
+
 def image_grid(images, *, shape=(8, 8), ncols=10, ax=None, title=None, cmap="gray_r", vmin=None, vmax=None):
     """Show flattened images (N, H*W) as a grid; returns the AxesImage.
 
     Inputs: images (N, H*W) or (N, H, W), numpy or torch; shape the (H, W) of one image.
     """
-    imgs = _numpy(images).astype(float)
-    h, w = shape
+    imgs = _floats("images", images, min_size=0)
+    h, w = _shape2(shape)
+    ncols = _int("ncols", ncols)
     if imgs.ndim == 2:
         if imgs.shape[1] != h * w:
             raise ValueError(f"images have {imgs.shape[1]} pixels each, shape={shape} needs {h * w}")
         imgs = imgs.reshape(-1, h, w)  # (N, H, W)
     elif imgs.ndim != 3:
         raise ValueError(f"images must be (N, H*W) or (N, H, W), got shape {imgs.shape}")
+    elif imgs.shape[1:] != (h, w):
+        raise ValueError(f"images of shape (N, H, W) must have (H, W) = shape={shape}, got {imgs.shape}")
     n = imgs.shape[0]
-    ncols = max(1, min(ncols, n))
+    if n == 0:
+        raise ValueError(f"images must hold at least one image, got shape {imgs.shape}")
+    ncols = min(ncols, n)
     nrows = int(np.ceil(n / ncols))
     canvas = np.full((nrows * (h + 1) - 1, ncols * (w + 1) - 1), np.nan)
     for i in range(n):
@@ -70,7 +133,7 @@ def confidence_vs_density(confidence, log_p_x, groups, *, threshold=None, ax=Non
         threshold an optional log p(x) below which inputs are unfamiliar (a vertical line).
     Returns: the axes.
     """
-    conf, lp, groups = _numpy(confidence), _numpy(log_p_x), np.asarray(groups)
+    conf, lp, groups = _floats("confidence", confidence), _floats("log_p_x", log_p_x), np.asarray(groups)
     if not (conf.shape == lp.shape == groups.shape) or conf.ndim != 1:
         raise ValueError(f"confidence, log_p_x and groups must be 1-D of one length, got "
                          f"{conf.shape}, {lp.shape}, {groups.shape}")
@@ -91,9 +154,23 @@ def confidence_vs_density(confidence, log_p_x, groups, *, threshold=None, ax=Non
 
 # ----------------------------------------------------------------------------- linear-Gaussian models and PPCA
 def _ellipse_points(mean, cov, n_std=2.0, n=200) -> np.ndarray:
-    """Points (n, 2) on the n_std-standard-deviation contour of N(mean, cov) in 2-D."""
-    mean, cov = _numpy(mean).astype(float).reshape(2), _numpy(cov).astype(float).reshape(2, 2)
+    """Points (n, 2) on the n_std-standard-deviation contour of N(mean, cov) in 2-D.
+
+    cov must be symmetric positive semi-definite (a zero eigenvalue gives a segment, the
+    contour of a degenerate Gaussian); an indefinite matrix is an error, not a picture.
+    """
+    mean = _floats("mean", mean).reshape(2)
+    cov = _floats("cov", cov).reshape(2, 2)
+    n_std = _number("n_std", n_std, positive=True)
+    scale = max(np.abs(cov).max(), np.finfo(float).tiny)
+    if abs(cov[0, 1] - cov[1, 0]) > 1e-8 * scale:
+        raise ValueError(f"cov must be symmetric, got {cov.tolist()}")
     evals, evecs = np.linalg.eigh(cov)
+    if evals.min() < -1e-10 * scale:
+        raise ValueError(
+            f"cov must be positive semi-definite (a covariance), got eigenvalues {evals.tolist()}: "
+            "an indefinite matrix has no Gaussian contour"
+        )
     t = np.linspace(0.0, 2.0 * np.pi, n)
     circle = np.stack([np.cos(t), np.sin(t)])  # (2, n)
     return (mean[:, None] + evecs @ (n_std * np.sqrt(np.clip(evals, 0, None))[:, None] * circle)).T  # (n, 2)
@@ -108,8 +185,8 @@ def covariance_ellipse(mean, cov, *, n_std=2.0, ax=None, **style):
     if cov_np.shape != (2, 2) or _numpy(mean).size != 2:
         raise ValueError(f"covariance_ellipse draws 2-D Gaussians: mean (2,), cov (2, 2); got "
                          f"{_numpy(mean).shape}, {cov_np.shape}")
-    ax = _axes(ax)
     pts = _ellipse_points(mean, cov, n_std)
+    ax = _axes(ax)
     (line,) = ax.plot(pts[:, 0], pts[:, 1], **style)
     return line
 
@@ -120,9 +197,10 @@ def monte_carlo_gaussian(samples, mean, cov, *, ax=None, title=None, n_std=2.0, 
     Inputs: samples (S, 2); mean (2,) and cov (2, 2) from the formula.
     Returns: dict with the artists "samples", "formula", "empirical".
     """
-    s = _numpy(samples).astype(float)
-    if s.ndim != 2 or s.shape[1] != 2:
-        raise ValueError(f"samples must be (S, 2), got shape {s.shape}")
+    s = _floats("samples", samples)
+    if s.ndim != 2 or s.shape[1] != 2 or s.shape[0] < 2:
+        raise ValueError(f"samples must be (S, 2) with S >= 2 (for their covariance), got shape {s.shape}")
+    _ellipse_points(mean, cov, n_std)  # checks mean, cov and n_std before anything is drawn
     ax = _axes(ax, figsize=(5, 5))
     shown = s[:max_points]
     out = {"samples": ax.scatter(shown[:, 0], shown[:, 1], s=4, alpha=0.25, color="0.4", label=label)}
@@ -145,13 +223,16 @@ def ppca_marginal(W, sigma2, mu=None, *, ax=None, lim=4.0, title=None, n_std=2.0
     column of W as an arrow from mu. Inputs: W (2, 1), sigma2 > 0, mu (2,) (default 0).
     Returns: dict with "C" (the Line2D of the contour), "noise", "W" (the arrow).
     """
-    W = _numpy(W).astype(float).reshape(2, -1)
-    if W.shape[1] != 1:
-        raise ValueError(f"ppca_marginal draws D = 2, M = 1: W must be (2, 1), got {W.shape}")
-    s2 = float(_numpy(sigma2))
-    if not s2 > 0:
-        raise ValueError(f"sigma2 must be positive, got {s2}")
-    mu = np.zeros(2) if mu is None else _numpy(mu).astype(float).reshape(2)
+    W = _floats("W", W)
+    if W.size != 2:
+        raise ValueError(f"ppca_marginal draws D = 2, M = 1: W must be (2, 1), got shape {W.shape}")
+    W = W.reshape(2, 1)
+    s2 = _number("sigma2", sigma2, positive=True)
+    mu = np.zeros(2) if mu is None else _floats("mu", mu)
+    if mu.size != 2:
+        raise ValueError(f"mu must have shape (2,), got {mu.shape}")
+    mu = mu.reshape(2)
+    lim = _number("lim", lim, positive=True)
     ax = _axes(ax, figsize=(4, 4))
     C = W @ W.T + s2 * np.eye(2)
     out = {
@@ -179,10 +260,14 @@ def ppca_projection_2d(X, mu, W, X_rec, *, ax=None, title=None):
     reconstructions W E[z | x] + mu (they lie on the line through mu along W).
     Returns: dict with "data", "direction", "reconstructions", "links".
     """
-    X, X_rec = _numpy(X).astype(float), _numpy(X_rec).astype(float)
-    mu, W = _numpy(mu).astype(float).reshape(2), _numpy(W).astype(float).reshape(2, -1)
-    if X.ndim != 2 or X.shape[1] != 2 or X_rec.shape != X.shape or W.shape != (2, 1):
-        raise ValueError(f"need X (N, 2), X_rec like X and W (2, 1); got {X.shape}, {X_rec.shape}, {W.shape}")
+    X, X_rec = _floats("X", X), _floats("X_rec", X_rec)
+    mu, W = _floats("mu", mu), _floats("W", W)
+    if X.ndim != 2 or X.shape[1] != 2 or X_rec.shape != X.shape or W.size != 2 or mu.size != 2:
+        raise ValueError(f"need X (N, 2), X_rec like X, mu (2,) and W (2, 1); got {X.shape}, {X_rec.shape}, "
+                         f"{mu.shape}, {W.shape}")
+    mu, W = mu.reshape(2), W.reshape(2, 1)
+    if not np.linalg.norm(W) > 0:
+        raise ValueError("W must be non-zero: its direction is the line the data are projected onto")
     ax = _axes(ax, figsize=(6, 5))
     from matplotlib.collections import LineCollection
 
@@ -215,13 +300,14 @@ def latent_1d(z_mean, z_std=None, *, ax=None, title=None, bins=30):
     Inputs: z_mean (N,) or (N, 1); z_std the posterior standard deviation (one number for PPCA),
     drawn as a bar of +-1 sd around 0.
     """
-    z = _numpy(z_mean).astype(float).reshape(-1)
+    z = _floats("z_mean", z_mean).reshape(-1)
+    bins = _int("bins", bins)
+    s = None if z_std is None else _number("z_std", _floats("z_std", z_std).reshape(-1)[0], positive=True)
     ax = _axes(ax, figsize=(5, 3))
     ax.hist(z, bins=bins, density=True, color="C1", alpha=0.6, label="posterior means E[z|x]")
     grid = np.linspace(min(-3.5, z.min()), max(3.5, z.max()), 200)
     ax.plot(grid, np.exp(-0.5 * grid**2) / np.sqrt(2 * np.pi), color="k", lw=1, label="prior p(z) = N(0, 1)")
-    if z_std is not None:
-        s = float(_numpy(z_std).reshape(-1)[0])
+    if s is not None:
         ax.errorbar([0.0], [0.05], xerr=[[s], [s]], fmt="o", color="C3", capsize=4,
                     label=f"posterior sd = {s:.3f}")
     ax.set_xlabel("z")
@@ -237,14 +323,19 @@ def eigen_spectrum(eigenvalues, n_components, sigma2=None, *, ax=None, title=Non
     Inputs: eigenvalues (D,) in any order; n_components M; sigma2 the average of the discarded ones.
     Returns: the axes.
     """
-    lam = np.sort(_numpy(eigenvalues).astype(float).reshape(-1))[::-1]
-    M = int(n_components)
+    lam = np.sort(_floats("eigenvalues", eigenvalues).reshape(-1))[::-1]
+    if lam[-1] < -1e-8 * max(lam[0], np.finfo(float).tiny):
+        raise ValueError(f"eigenvalues must be >= 0 (those of a covariance matrix), got {lam[-1]:g}")
+    M = _int("n_components", n_components)
+    if M > lam.size:
+        raise ValueError(f"n_components must be at most the number of eigenvalues {lam.size}, got {M}")
+    s2 = None if sigma2 is None else _number("sigma2", sigma2, positive=True)
     ax = _axes(ax, figsize=(6, 3.5))
     idx = np.arange(1, lam.size + 1)
     ax.bar(idx[:M], lam[:M], color="C0", label=f"kept (M = {M})")
     ax.bar(idx[M:], lam[M:], color="0.7", label="discarded")
-    if sigma2 is not None:
-        ax.axhline(float(_numpy(sigma2)), color="C3", ls="--", label="sigma2_ML (their average)")
+    if s2 is not None:
+        ax.axhline(s2, color="C3", ls="--", label="sigma2_ML (their average)")
     ax.set_yscale("log")
     _finish(ax, xlabel="i (eigenvalues of S, largest first)", ylabel="lambda_i", title=title, legend_fontsize=8)
     return ax
@@ -257,10 +348,11 @@ def reconstructions_by_components(originals, reconstructions, *, shape=(8, 8), a
     Inputs: originals (n, H*W); reconstructions {M: (n, H*W)} (rows in the dict's order).
     Returns: the AxesImage.
     """
-    rows = [("data", _numpy(originals).astype(float))]
-    rows += [(f"M = {m}", _numpy(r).astype(float)) for m, r in reconstructions.items()]
+    _mapping("reconstructions", reconstructions, "{M: (n, H*W) images}")
+    rows = [("data", _floats("originals", originals))]
+    rows += [(f"M = {m}", _floats(f"reconstructions[{m!r}]", r)) for m, r in reconstructions.items()]
     n = rows[0][1].shape[0]
-    h, w = shape
+    h, w = _shape2(shape)
     for label, r in rows:
         if r.shape != (n, h * w):
             raise ValueError(f"row {label!r} has shape {r.shape}, expected ({n}, {h * w})")
@@ -287,11 +379,15 @@ def loglik_vs_components(components, curves, *, ax=None, title=None, ylabel="mea
     Inputs: components (K,) the values of M; curves {"train": (K,), "test": (K,), ...}.
     Returns: dict name -> Line2D.
     """
-    Ms = _numpy(components).astype(float)
+    Ms = _floats("components", components)
+    _mapping("curves", curves, "{name: (K,) values}")
+    for name, values in curves.items():
+        if _floats(f"curves[{name!r}]", values).shape != Ms.shape:
+            raise ValueError(f"curve {name!r} has {_numpy(values).shape} values for {Ms.shape} values of M")
     ax = _axes(ax, figsize=(6, 4))
     out = {}
     for name, values in curves.items():
-        v = _numpy(values).astype(float)
+        v = _floats(f"curves[{name!r}]", values)
         if v.shape != Ms.shape:
             raise ValueError(f"curve {name!r} has {v.shape} values for {Ms.shape} values of M")
         (out[name],) = ax.plot(Ms, v, "o-", label=name)
@@ -308,13 +404,19 @@ def loglik_history(histories, *, reference=None, reference_label="closed form (t
     far below and squash the rest).
     Returns: dict name -> Line2D (and "reference").
     """
+    _mapping("histories", histories, "{name: sequence of mean log-likelihoods}")
+    skip = _int("skip", skip, minimum=0)
+    series = {name: _floats(f"histories[{name!r}]", h).reshape(-1) for name, h in histories.items()}
+    for name, h in series.items():
+        if skip >= h.size:
+            raise ValueError(f"skip={skip} leaves nothing of histories[{name!r}] ({h.size} values) to draw")
+    ref = None if reference is None else _number("reference", reference)
     ax = _axes(ax, figsize=(6, 4))
     out = {}
-    for name, h in histories.items():
-        h = _numpy(h).astype(float).reshape(-1)
+    for name, h in series.items():
         (out[name],) = ax.plot(np.arange(skip, h.size), h[skip:], label=name)
-    if reference is not None:
-        out["reference"] = ax.axhline(float(_numpy(reference)), color="k", ls="--", lw=1, label=reference_label)
+    if ref is not None:
+        out["reference"] = ax.axhline(ref, color="k", ls="--", lw=1, label=reference_label)
     _finish(ax, xlabel=xlabel, ylabel=ylabel, title=title, legend_fontsize=8)
     return out
 
@@ -324,13 +426,15 @@ def timing_vs_dimension(dims, times, *, ax=None, title=None, ylabel="seconds"):
 
     Inputs: dims (K,); times {method: (K,) seconds}. Returns: dict method -> Line2D.
     """
-    D = _numpy(dims).astype(float)
-    ax = _axes(ax, figsize=(6, 4))
-    out = {}
-    for name, t in times.items():
-        t = _numpy(t).astype(float)
+    D = _floats("dims", dims, positive=True)
+    _mapping("times", times, "{method: (K,) seconds}")
+    series = {name: _floats(f"times[{name!r}]", t, positive=True) for name, t in times.items()}
+    for name, t in series.items():
         if t.shape != D.shape:
             raise ValueError(f"times[{name!r}] has shape {t.shape}, dims has {D.shape}")
+    ax = _axes(ax, figsize=(6, 4))
+    out = {}
+    for name, t in series.items():
         (out[name],) = ax.loglog(D, t, "o-", label=name)
     _finish(ax, xlabel="data dimension D", ylabel=ylabel, title=title, legend_fontsize=8)
     return out
@@ -345,7 +449,7 @@ def jensen_inequality(w, *, ax=None, title=None, max_points=400):
     Inputs: w (N,) positive samples (e.g. importance weights p(x, z) / q(z|x) rescaled).
     Returns: dict with "curve", "samples", "mean_of_log", "log_of_mean", "gap" (the artists).
     """
-    w = _numpy(w).astype(float).reshape(-1)
+    w = _floats("w", w).reshape(-1)
     if w.size < 2 or not np.all(w > 0):
         raise ValueError("w must hold at least two positive samples")
     ax = _axes(ax, figsize=(6, 4))
@@ -373,10 +477,12 @@ def gap_vs_kl(kl, gap, *, labels=None, ax=None, title=None):
     Inputs: kl (N,), gap (N,) (one point per q), labels (optional, N strings for a legend).
     Returns: dict with "points" (a list of PathCollections) and "diagonal".
     """
-    kl = _numpy(kl).astype(float).reshape(-1)
-    gap = _numpy(gap).astype(float).reshape(-1)
+    kl = _floats("kl", kl).reshape(-1)
+    gap = _floats("gap", gap).reshape(-1)
     if kl.shape != gap.shape:
         raise ValueError(f"kl and gap must have the same length, got {kl.size} and {gap.size}")
+    if labels is not None and len(labels) != kl.size:
+        raise ValueError(f"labels must hold one label per point ({kl.size}), got {len(labels)}")
     ax = _axes(ax, figsize=(5, 4.5))
     hi = max(kl.max(), gap.max(), 1e-12) * 1.1
     (diag,) = ax.plot([0, hi], [0, hi], color="k", lw=1, ls="--", label="gap = KL")
@@ -396,13 +502,15 @@ def gradient_variance(n_samples, variances, *, ax=None, title=None, ylabel="vari
     Inputs: n_samples (K,); variances {estimator name: (K,) variances}.
     Returns: dict name -> Line2D.
     """
-    S = _numpy(n_samples).astype(float).reshape(-1)
-    ax = _axes(ax, figsize=(6, 4))
-    out = {}
-    for name, v in variances.items():
-        v = _numpy(v).astype(float).reshape(-1)
+    S = _floats("n_samples", n_samples, positive=True).reshape(-1)
+    _mapping("variances", variances, "{estimator name: (K,) variances}")
+    series = {name: _floats(f"variances[{name!r}]", v, positive=True).reshape(-1) for name, v in variances.items()}
+    for name, v in series.items():
         if v.shape != S.shape:
             raise ValueError(f"variances[{name!r}] has {v.size} values for {S.size} sample sizes")
+    ax = _axes(ax, figsize=(6, 4))
+    out = {}
+    for name, v in series.items():
         (out[name],) = ax.loglog(S, v, "o-", label=name)
     _finish(ax, xlabel="samples S per estimate", ylabel=ylabel, title=title, legend_fontsize=8)
     return out
@@ -415,18 +523,22 @@ def iwae_vs_k(Ks, bounds, *, log_px=None, spread=None, ax=None, title=None, ylab
     standard deviations of L_K over repeats (drawn as a band).
     Returns: dict with "bound", and "band" / "log_px" when drawn.
     """
-    K = _numpy(Ks).astype(float).reshape(-1)
-    b = _numpy(bounds).astype(float).reshape(-1)
+    K = _floats("Ks", Ks, positive=True).reshape(-1)
+    b = _floats("bounds", bounds).reshape(-1)
     if K.shape != b.shape:
         raise ValueError(f"Ks and bounds must have the same length, got {K.size} and {b.size}")
+    if spread is not None:
+        sp = _floats("spread", spread).reshape(-1)
+        if sp.shape != K.shape or (sp < 0).any():
+            raise ValueError(f"spread must hold {K.size} standard deviations >= 0, one per K, got {sp.tolist()}")
+    lp = None if log_px is None else _number("log_px", log_px)
     ax = _axes(ax, figsize=(6, 4))
     out = {}
     (out["bound"],) = ax.semilogx(K, b, "o-", label="L_K (importance-weighted bound)")
     if spread is not None:
-        s = _numpy(spread).astype(float).reshape(-1)
-        out["band"] = ax.fill_between(K, b - s, b + s, alpha=0.2, color=out["bound"].get_color())
-    if log_px is not None:
-        out["log_px"] = ax.axhline(float(_numpy(log_px)), color="k", ls="--", lw=1, label="exact log p(x)")
+        out["band"] = ax.fill_between(K, b - sp, b + sp, alpha=0.2, color=out["bound"].get_color())
+    if lp is not None:
+        out["log_px"] = ax.axhline(lp, color="k", ls="--", lw=1, label="exact log p(x)")
     _finish(ax, xlabel="K (importance samples)", ylabel=ylabel, title=title, legend_fontsize=8)
     return out
 
@@ -440,12 +552,22 @@ def training_curves(history, key="loss", *, ax=None, title=None, ylabel=None):
     key, the term to draw ("loss", "elbo", "re", "kl").
     Returns: dict label -> Line2D ("train"/"val", or "<run> train"/"<run> val").
     """
+    _mapping("history", history, "(a TrainResult.history, or {label: history})")
     runs = {"": history} if "train" in history else dict(history)
+    for run, h in runs.items():
+        where = f"history[{run!r}]" if run else "history"
+        if not isinstance(h, dict) or not isinstance(h.get("train"), dict):
+            raise TypeError(f"{where} must be a TrainResult.history dict with 'epoch' and 'train', got {type(h).__name__}")
+        if key not in h["train"]:
+            raise ValueError(f"the history has no term {key!r}; it has {sorted(h['train'])}")
+        pairs = [("epoch", "train")] + ([("val_epoch", "val")] if h.get("val") and key in h["val"] else [])
+        for xs, part in pairs:
+            if len(h.get(xs, ())) != len(h[part][key]):
+                raise ValueError(f"{where}: {xs!r} has {len(h.get(xs, ()))} entries but {part!r}[{key!r}] has "
+                                 f"{len(h[part][key])}")
     ax = _axes(ax, figsize=(6, 4))
     out = {}
     for i, (run, h) in enumerate(runs.items()):
-        if key not in h.get("train", {}):
-            raise ValueError(f"the history has no term {key!r}; it has {sorted(h.get('train', {}))}")
         prefix = f"{run} " if run else ""
         color = f"C{i}"
         (out[prefix + "train"],) = ax.plot(h["epoch"], h["train"][key], color=color, alpha=0.6,
@@ -463,12 +585,17 @@ def latent_activity(values, *, threshold=None, ax=None, title=None, ylabel="Var_
     Inputs: values {model name: (M,)}; threshold (drawn as a horizontal line, e.g. the 0.01 of
     active units). Returns: dict name -> BarContainer (and "threshold").
     """
+    _mapping("values", values, "{model name: (M,) values}")
+    if not isinstance(log, bool):
+        raise TypeError(f"log must be True or False, got {log!r}")
+    series = {name: _floats(f"values[{name!r}]", v, positive=log).reshape(-1) for name, v in values.items()}
+    threshold = None if threshold is None else _number("threshold", threshold, positive=log)
     ax = _axes(ax, figsize=(7, 3.5))
     names = list(values)
     width = 0.8 / max(1, len(names))
     out = {}
     for i, name in enumerate(names):
-        v = _numpy(values[name]).astype(float).reshape(-1)
+        v = series[name]
         x = np.arange(v.size) + (i - (len(names) - 1) / 2) * width
         out[name] = ax.bar(x, v, width=width, label=name)
     if threshold is not None:
@@ -492,15 +619,17 @@ def latent_traversal(images, values, *, dims=None, shape=(8, 8), ax=None, title=
     dims (R,) the dimension indices (default 0..R-1); vmin, vmax the grey-value range (e.g. 0, 16).
     Returns: the AxesImage.
     """
-    imgs = _numpy(images).astype(float)
+    imgs = _floats("images", images)
     if imgs.ndim != 3:
         raise ValueError(f"images must have shape (R, S, H*W), got {imgs.shape}")
     R, S, _ = imgs.shape
-    vals = _numpy(values).astype(float).reshape(-1)
+    vals = _floats("values", values).reshape(-1)
     if vals.size != S:
         raise ValueError(f"values has {vals.size} entries for {S} steps")
-    dims = list(range(R)) if dims is None else [int(d) for d in dims]
-    h, w = shape
+    dims = list(range(R)) if dims is None else [_int("dims[i]", d, minimum=0) for d in dims]
+    if len(dims) != R:
+        raise ValueError(f"dims must name one latent dimension per row of images ({R}), got {len(dims)}")
+    h, w = _shape2(shape)
     ax = _axes(ax, figsize=(S * 0.6 + 1.0, R * 0.6 + 0.8))
     im = image_grid(imgs.reshape(R * S, -1), shape=shape, ncols=S, ax=ax, cmap=cmap, vmin=vmin, vmax=vmax)
     ax.set_axis_on()

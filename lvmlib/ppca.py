@@ -27,11 +27,20 @@ with fit / log_likelihood / posterior / encode / decode / reconstruct / sample.
 Inputs may be NumPy arrays or tensors. NumPy arrays (and integer tensors) become float64
 tensors (PPCA works in float64 by default); floating tensors keep their dtype and device,
 and parameters follow the data's dtype and device.
+
+Bad data is an error that says what is wrong with it (a ValueError, never a bare linear
+algebra error): NaN or inf values, values whose squares overflow (or underflow) the dtype,
+data without variance, too few rows for n_components (N - 1 <= M: the centred rows span at
+most N - 1 directions, so sigma2_ML = 0; all three fitting methods refuse it), a starting
+W0 of rank < M for the iterative fits (W = 0 is a saddle point that EM and the gradient
+never leave; a rank-deficient W0 stays rank-deficient), and a fit whose sigma2 collapses or
+whose likelihood stops being finite (e.g. a too large learning rate).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from typing import NamedTuple
 
 import numpy as np
@@ -135,6 +144,11 @@ def _check_sigma2(sigma2, like: torch.Tensor) -> torch.Tensor:
     s2 = s2.reshape(())  # ()
     if not torch.isfinite(s2) or s2.item() <= 0:
         raise ValueError(f"sigma2 must be a positive finite scalar, got {s2.item()!r}")
+    tiny = torch.finfo(s2.dtype).tiny
+    if s2.item() < tiny:
+        raise ValueError(
+            f"sigma2 must be at least {tiny:.3g}, the smallest normal number of {s2.dtype}, got {s2.item()!r}"
+        )
     return s2
 
 
@@ -162,6 +176,49 @@ def _check_params(W, mu=None, sigma2=None, X: torch.Tensor | None = None):
     if sigma2 is not None:
         out.append(_check_sigma2(sigma2, W))
     return out
+
+
+def _check_spread(Xc: torch.Tensor, name: str = "X", centre: str = "the mean") -> torch.Tensor:
+    """The total squared deviation ||X - mean||^2 of centred data, or a ValueError saying why
+    the data cannot be fitted: its squares overflow or underflow the dtype, or it has no variance."""
+    total = _sq_norm(Xc)
+    if not torch.isfinite(total):
+        raise ValueError(
+            f"{name} has values too large for {Xc.dtype}: the sum of squared deviations from {centre} overflows "
+            f"(largest deviation {Xc.abs().max().item():.3g}); rescale {name} (e.g. standardise it)"
+        )
+    if total.item() == 0:
+        top = Xc.abs().max().item()
+        if top > 0:
+            raise ValueError(
+                f"{name} has values too small for {Xc.dtype}: their squared deviations from {centre} underflow to 0 "
+                f"(largest deviation {top:.3g}); rescale {name} (e.g. standardise it)"
+            )
+        raise ValueError(f"{name} has no variance: every row equals {centre}, so there is nothing for PPCA to fit")
+    return total
+
+
+def _check_enough_rows(N: int, D: int, M: int, name: str = "X") -> None:
+    """N centred rows span at most N - 1 directions: with N - 1 <= M nothing is left for sigma2."""
+    if N - 1 <= M:
+        raise ValueError(
+            f"{name} has (almost) no variance outside n_components={M} directions: its N={N} centred rows span at "
+            f"most N - 1 = {N - 1} directions, so sigma2_ML = 0 and the likelihood has no maximum; "
+            f"use n_components < N - 1 = {N - 1} (or more rows than n_components + 1; D={D})"
+        )
+
+
+def _cholesky(A: torch.Tensor, what: str, hint: str) -> torch.Tensor:
+    """Cholesky factor of the symmetric positive-definite ``A``, or a ValueError naming it."""
+    if not bool(torch.isfinite(A).all()):
+        raise ValueError(f"{what} is not finite (it overflowed): {hint}")
+    try:
+        return torch.linalg.cholesky(A)
+    except torch.linalg.LinAlgError as err:
+        raise ValueError(f"{what} is not positive definite in {A.dtype}: {hint}") from err
+
+
+_HINT_PARAMS = "W's entries are too large or sigma2 too small for this precision (W^T W + sigma2 I must be positive definite)"
 
 
 def _check_choice(name: str, value, choices) -> str:
@@ -217,7 +274,7 @@ def C_inverse(W, sigma2) -> torch.Tensor:
     """
     W, s2 = _check_params(W, sigma2=sigma2)
     D = W.shape[0]
-    chol = torch.linalg.cholesky(_M(W, s2))  # (M, M)
+    chol = _cholesky(_M(W, s2), "M = W^T W + sigma2 I", _HINT_PARAMS)  # (M, M)
     Minv_Wt = torch.cholesky_solve(W.mT, chol)  # (M, D) = M^-1 W^T
     eye = torch.eye(D, dtype=W.dtype, device=W.device)
     return (eye - W @ Minv_Wt) / s2  # (D, D)
@@ -253,7 +310,7 @@ def _loglik_centered(Xc: torch.Tensor, W: torch.Tensor, s2: torch.Tensor, PT: to
     M = W.shape[1]
     if PT is None:
         PT = _project(Xc, W)  # (M, N)
-    chol = torch.linalg.cholesky(_M(W, s2))  # (M, M)
+    chol = _cholesky(_M(W, s2), "M = W^T W + sigma2 I", _HINT_PARAMS)  # (M, M)
     R = torch.linalg.solve_triangular(chol, PT, upper=False)  # (M, N) = L^-1 W^T (x - mu)
     quad = (_sq_norm(Xc, dim=1) - (R * R).sum(dim=0)) / s2  # (N,)
     logdet = (D - M) * torch.log(s2) + 2.0 * torch.log(torch.diagonal(chol)).sum()  # log|C|
@@ -266,7 +323,7 @@ def _mean_loglik_from_cov(S: torch.Tensor, trace_S: torch.Tensor, W: torch.Tenso
     mean_n (x_n - mu)^T C^-1 (x_n - mu) = tr(C^-1 S) = (tr S - tr(M^-1 W^T S W)) / sigma2.
     """
     D, M = W.shape
-    chol = torch.linalg.cholesky(_M(W, s2))  # (M, M)
+    chol = _cholesky(_M(W, s2), "M = W^T W + sigma2 I", _HINT_PARAMS)  # (M, M)
     G = W.mT @ (S @ W)  # (M, M)
     tr_quad = (trace_S - torch.diagonal(torch.cholesky_solve(G, chol)).sum()) / s2
     logdet = (D - M) * torch.log(s2) + 2.0 * torch.log(torch.diagonal(chol)).sum()
@@ -308,7 +365,7 @@ def posterior(X, W, mu, sigma2):
 
 
 def _posterior_centered(Xc, W, s2):
-    chol = torch.linalg.cholesky(_M(W, s2))  # (M, M)
+    chol = _cholesky(_M(W, s2), "M = W^T W + sigma2 I", _HINT_PARAMS)  # (M, M)
     mean = torch.cholesky_solve(_project(Xc, W), chol).mT  # (N, M) = (M^-1 W^T (x - mu))^T
     cov = s2 * torch.cholesky_inverse(chol)  # (M, M)
     return mean, cov
@@ -349,6 +406,7 @@ def closed_form(X, n_components: int, normalization: str = "ml"):
     X = _check_data(X, min_samples=2)
     M = _check_n_components(n_components, X.shape[1])
     _check_choice("normalization", normalization, NORMALIZATIONS)
+    _check_enough_rows(X.shape[0], X.shape[1], M)
     return _closed_form(X, M, normalization)
 
 
@@ -358,14 +416,24 @@ def _closed_form(X: torch.Tensor, M: int, normalization: str):
     denom = N if normalization == "ml" else N - 1
     mu = X.mean(dim=0)  # (D,)
     Xc = X - mu  # (N, D)
+    _check_spread(Xc)
     if N >= D:
         S = _gram(Xc) / denom  # (D, D)
-        evals, evecs = torch.linalg.eigh(S)  # ascending
+        try:
+            evals, evecs = torch.linalg.eigh(S)  # ascending
+        except torch.linalg.LinAlgError as err:
+            raise ValueError(
+                f"the eigen-decomposition of X's covariance did not converge in {X.dtype} (values spread over "
+                f"{Xc.abs().max().item():.3g} down to tiny ones); rescale X or use float64"
+            ) from err
         lam = evals.flip(0)[:M]  # (M,) largest first
         U = evecs[:, -M:].flip(1)  # (D, M)
         total = torch.diagonal(S).sum()
     else:
-        _, s, Vh = torch.linalg.svd(Xc, full_matrices=False)  # s (N,), Vh (N, D)
+        try:
+            _, s, Vh = torch.linalg.svd(Xc, full_matrices=False)  # s (N,), Vh (N, D)
+        except torch.linalg.LinAlgError as err:
+            raise ValueError(f"the SVD of the centred X did not converge in {X.dtype}; rescale X or use float64") from err
         lam = (s[:M] ** 2) / denom  # (M,)
         U = Vh[:M].mT  # (D, M)
         total = _sq_norm(Xc) / denom
@@ -384,11 +452,14 @@ def _closed_form(X: torch.Tensor, M: int, normalization: str):
 def _em_update(Xc, W, s2, PT, sq_norm_total):
     """One EM update given PT = W^T Xc^T (M, N); returns (W_new, sigma2_new). O(N D M)."""
     N, D = Xc.shape
-    chol = torch.linalg.cholesky(_M(W, s2))  # (M, M)
+    chol = _cholesky(_M(W, s2), "M = W^T W + sigma2 I", _HINT_PARAMS)  # (M, M)
     EzT = torch.cholesky_solve(PT, chol)  # (M, N): column n is E[z_n] = M^-1 W^T (x_n - mu)
     sum_Ezz = N * s2 * torch.cholesky_inverse(chol) + EzT @ EzT.mT  # (M, M): sum_n E[z_n z_n^T]
     BT = EzT @ Xc  # (M, D): B = sum_n (x_n - mu) E[z_n]^T, transposed
-    chol_zz = torch.linalg.cholesky(sum_Ezz)  # (M, M)
+    chol_zz = _cholesky(
+        sum_Ezz, "sum_n E[z_n z_n^T]",
+        "the data or W is too extreme for this precision (rescale X), or X has too little variance for n_components",
+    )  # (M, M)
     W_newT = torch.cholesky_solve(BT, chol_zz)  # (M, D) = (B (sum E[zz^T])^-1)^T
     s2_new = (sq_norm_total - 2.0 * (W_newT * BT).sum() + ((W_newT @ W_newT.mT) * sum_Ezz).sum()) / (N * D)
     return W_newT.mT.contiguous(), s2_new  # (D, M), ()
@@ -412,13 +483,17 @@ def em_step(X, W, mu, sigma2):
     X = _check_data(X, min_samples=2)
     W, mu, s2 = _check_params(W, mu, sigma2, X=X)
     Xc = X - mu  # (N, D)
-    return _em_update(Xc, W, s2, _project(Xc, W), _sq_norm(Xc))
+    return _em_update(Xc, W, s2, _project(Xc, W), _check_spread(Xc, centre="mu"))
 
 
 def _init_params(init, Xc: torch.Tensor, M: int, generator):
-    """Initial (W, sigma2) for iterative fits: "random" or a user-given (W0, sigma2_0)."""
+    """Initial (W, sigma2) for iterative fits: "random" or a user-given (W0, sigma2_0).
+
+    A given W0 must have rank M: W = 0 is a stationary point (a saddle) of the likelihood
+    that neither EM nor the gradient leaves, and a W0 of rank r < M keeps them in r dimensions.
+    """
     N, D = Xc.shape
-    var = _sq_norm(Xc) / (N * D)  # average variance per dimension
+    var = _check_spread(Xc) / (N * D)  # average variance per dimension
     if isinstance(init, str):
         _check_choice("init", init, ("random",))
         W0 = torch.randn(D, M, generator=generator, dtype=Xc.dtype, device="cpu").to(Xc.device)
@@ -429,6 +504,14 @@ def _init_params(init, Xc: torch.Tensor, M: int, generator):
     W0, s20 = _check_params(init[0], sigma2=init[1], X=Xc)
     if W0.shape[1] != M:
         raise ValueError(f"init W0 has {W0.shape[1]} columns, expected n_components={M}")
+    rank = int(torch.linalg.matrix_rank(W0.cpu()))
+    if rank < M:
+        raise ValueError(
+            f"init W0 must have rank n_components={M} (linearly independent columns), got rank {rank}: "
+            + ("W0 = 0 is a saddle point of the likelihood (E[z|x] = 0, so EM and the gradient never move W); "
+               if rank == 0 else "a rank-deficient W0 stays rank-deficient (EM and the gradient keep it in a saddle); ")
+            + "start from init='random' or a W0 of full rank"
+        )
     return W0.clone(), s20.clone()
 
 
@@ -440,6 +523,15 @@ def _progress(iterable, progress: bool, desc: str):
     return progress_bar(iterable, desc=desc)
 
 
+def _check_generator(generator) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+
+
+def _fit_failed(method: str, t: int, why: str, hint: str):
+    return ValueError(f"{method} failed at iteration {t}: {why}; {hint}")
+
+
 def _check_positive_int(name, value, allow_zero=False):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (0 if allow_zero else 1):
         raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} integer, got {value!r}")
@@ -449,8 +541,8 @@ def _check_positive_int(name, value, allow_zero=False):
 def _check_tol(tol):
     if tol is None:
         return None
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
-        raise ValueError(f"tol must be a non-negative number or None, got {tol!r}")
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 <= tol < math.inf:
+        raise ValueError(f"tol must be a non-negative finite number or None, got {tol!r}")
     return float(tol)
 
 
@@ -488,22 +580,38 @@ def fit_em(
     tol = _check_tol(tol)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be a function callback(t, mean_loglik) or None, got {callback!r}")
+    _check_generator(generator)
+    _check_enough_rows(N, D, M)
     mu = X.mean(dim=0)  # (D,)
     Xc = X - mu  # (N, D)
-    sq_norm_total = _sq_norm(Xc)
+    sq_norm_total = _check_spread(Xc)
     W, s2 = _init_params(init, Xc, M, generator)
+    floor = 1e-12 * sq_norm_total.item() / (N * D)  # sigma2 below this: no variance left outside W
     history: list[float] = []
     bar = _progress(range(n_iter + 1), progress, "PPCA EM")
     for t in bar:
         PT = _project(Xc, W)  # (M, N), shared by the likelihood and the E-step
-        ll, _ = _loglik_centered(Xc, W, s2, PT)
+        try:
+            ll, _ = _loglik_centered(Xc, W, s2, PT)
+        except ValueError as err:
+            raise _fit_failed("EM", t, str(err), "rescale X or start from init='random'") from err
         history.append(ll.mean().item())
+        if not math.isfinite(history[-1]):
+            raise _fit_failed("EM", t, f"the mean log-likelihood is {history[-1]}", "rescale X (e.g. standardise it)")
         if progress:
             bar.set_postfix(loglik=f"{history[-1]:.4f}")
         stop = callback is not None and bool(callback(t, history[-1]))
         if stop or t == n_iter or (tol is not None and t > 0 and history[-1] - history[-2] < tol):
             break
-        W, s2 = _em_update(Xc, W, s2, PT, sq_norm_total)
+        try:
+            W, s2 = _em_update(Xc, W, s2, PT, sq_norm_total)
+        except ValueError as err:
+            raise _fit_failed("EM", t + 1, str(err), "rescale X or use fewer n_components") from err
+        if not s2.item() > floor:
+            raise _fit_failed(
+                "EM", t + 1, f"sigma2 collapsed to {s2.item():.3g}",
+                f"X has (almost) no variance outside n_components={M} directions; use a smaller n_components",
+            )
     if progress:
         bar.close()
     return FitResult(W, mu, s2, history)
@@ -547,14 +655,16 @@ def fit_gradient(
     M = _check_n_components(n_components, D)
     n_steps = _check_positive_int("n_steps", n_steps, allow_zero=True)
     tol = _check_tol(tol)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 < lr < math.inf:
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
     if batch_size is not None:
         batch_size = _check_positive_int("batch_size", batch_size)
     if not isinstance(lr_decay, bool):
         raise TypeError(f"lr_decay must be True or False, got {lr_decay!r}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be a function callback(t, mean_loglik) or None, got {callback!r}")
+    _check_generator(generator)
+    _check_enough_rows(N, D, M)
     mu = X.mean(dim=0)  # (D,)
     Xc = X - mu  # (N, D)
     W0, s20 = _init_params(init, Xc, M, generator)
@@ -574,21 +684,33 @@ def fit_gradient(
     perm = None
     pos = N
     bar = _progress(range(n_steps + 1), progress, "PPCA gradient")
+    too_large = f"lr={lr!r} is too large for this problem (the steps overshoot); use a smaller lr"
     for t in bar:
-        if full_batch and N >= D:
-            mean_ll = _mean_loglik_from_cov(S, trace_S, W, torch.exp(log_s2))
-        else:
-            if full_batch:
-                batch = Xs
+        if log_s2.item() < math.log(1e-12):  # sigma2 / (average variance), in the scaled units
+            raise _fit_failed(
+                "gradient ascent", t, f"sigma2 collapsed to {(torch.exp(log_s2.detach()) * scale**2).item():.3g}",
+                f"either lr={lr!r} is too large (the steps overshoot) or X has (almost) no variance outside "
+                f"n_components={M} directions (closed_form(X, {M}) refuses such data); use a smaller lr or n_components",
+            )
+        try:
+            if full_batch and N >= D:
+                mean_ll = _mean_loglik_from_cov(S, trace_S, W, torch.exp(log_s2))
             else:
-                if pos + batch_size > N:
-                    perm = torch.randperm(N, generator=generator).to(Xs.device)
-                    pos = 0
-                batch = Xs[perm[pos : pos + batch_size]]  # (B, D)
-                pos += batch_size
-            mean_ll = _loglik_centered(batch, W, torch.exp(log_s2))[0].mean()
+                if full_batch:
+                    batch = Xs
+                else:
+                    if pos + batch_size > N:
+                        perm = torch.randperm(N, generator=generator).to(Xs.device)
+                        pos = 0
+                    batch = Xs[perm[pos : pos + batch_size]]  # (B, D)
+                    pos += batch_size
+                mean_ll = _loglik_centered(batch, W, torch.exp(log_s2))[0].mean()
+        except ValueError as err:
+            raise _fit_failed("gradient ascent", t, str(err), too_large) from err
         loss = -mean_ll
         history.append(mean_ll.item() - log_jac.item())
+        if not math.isfinite(history[-1]):
+            raise _fit_failed("gradient ascent", t, f"the mean log-likelihood is {history[-1]}", too_large)
         if progress:
             bar.set_postfix(loglik=f"{history[-1]:.4f}")
         stop = callback is not None and bool(callback(t, history[-1]))
@@ -655,6 +777,16 @@ class PPCA:
         _check_choice("normalization", normalization, NORMALIZATIONS)
         X = _check_data(X, min_samples=2, dtype=self.dtype)
         _check_n_components(self.n_components, X.shape[1])
+        _check_enough_rows(X.shape[0], X.shape[1], self.n_components)
+        allowed = {
+            "closed_form": set(),
+            "em": {"n_iter", "tol", "init", "generator", "progress", "callback"},
+            "gradient": {"n_steps", "lr", "batch_size", "tol", "lr_decay", "init", "generator", "progress", "callback"},
+        }[method]
+        if method != "closed_form" and set(kw) - allowed:
+            raise TypeError(
+                f"method={method!r} takes the keywords {sorted(allowed)}; got unknown {sorted(set(kw) - allowed)}"
+            )
         if method == "closed_form":
             if kw:
                 raise TypeError(f"method='closed_form' takes no extra keywords, got {sorted(kw)}")
@@ -763,6 +895,8 @@ class PPCA:
         z = _to_tensor("z", z, self.dtype).to(self.W.device)
         if z.dim() != 2 or z.shape[1] != self.n_components:
             raise ValueError(f"z must have shape (n, M) with M={self.n_components}, got {tuple(z.shape)}")
+        if not bool(torch.isfinite(z).all()):
+            raise ValueError("z contains NaN or inf values")
         return z @ self.W.mT + self.mu  # (n, D)
 
     def reconstruct(self, X) -> torch.Tensor:

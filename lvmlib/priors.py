@@ -15,6 +15,7 @@ A mixture of Gaussians and the VampPrior (lecture: "VampPrior") subclass :class:
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -24,9 +25,9 @@ __all__ = ["Prior", "StandardNormalPrior", "make_prior"]
 
 
 def _check_M(M) -> int:
-    if isinstance(M, bool) or not isinstance(M, int) or M < 1:
+    if isinstance(M, bool) or not isinstance(M, (int, np.integer)) or M < 1:
         raise ValueError(f"M (the number of latent dimensions) must be a positive integer, got {M!r}")
-    return M
+    return int(M)
 
 
 class Prior(nn.Module):
@@ -62,9 +63,9 @@ class Prior(nn.Module):
 
     @staticmethod
     def _check_n(n) -> int:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n (the number of samples) must be a positive integer, got {n!r}")
-        return n
+        return int(n)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw n latent codes z ~ p(z).
@@ -96,6 +97,10 @@ class StandardNormalPrior(Prior):
 
     log p(z) = -M/2 log(2 pi) - 1/2 ||z||^2.
     KL(N(mu, diag(s2)) || N(0, I)) = 1/2 sum_m (mu_m^2 + s2_m - log s2_m - 1)  (Kingma & Welling 2014, App. B).
+
+    Both check shapes but not values: they run inside the training loop on the encoder's output,
+    where a look at the values would cost a host-device synchronisation per batch (the ELBO
+    estimators of :mod:`lvmlib.variational` check their inputs' values).
     """
 
     supports_analytic_kl = True
@@ -110,7 +115,7 @@ class StandardNormalPrior(Prior):
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log N(z | 0, I) = -M/2 log(2 pi) - 1/2 ||z||^2. Inputs: z (..., M). Returns: (...,)."""
-        return log_normal_standard(self._check_z(z))
+        return log_normal_standard(self._check_z(z), check=False)
 
     def analytic_kl(self, mu_z: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
         """KL(N(mu_z, diag(exp(log_var))) || N(0, I)) = 1/2 sum (mu^2 + exp(log_var) - log_var - 1).
@@ -123,7 +128,7 @@ class StandardNormalPrior(Prior):
                 f"log_var must be a tensor with the shape of mu_z {tuple(mu_z.shape)}, "
                 f"got {tuple(log_var.shape) if torch.is_tensor(log_var) else type(log_var).__name__}"
             )
-        return kl_normal_diag(mu_z, log_var)
+        return kl_normal_diag(mu_z, log_var, check=False)
 
     def extra_repr(self) -> str:
         return f"M={self.M}"
@@ -134,6 +139,6 @@ _PRIORS = {"standard_normal": StandardNormalPrior}
 
 def make_prior(name: str, M: int) -> Prior:
     """The prior called ``name`` over M latent dimensions (``"standard_normal"``)."""
-    if name not in _PRIORS:
+    if not isinstance(name, str) or name not in _PRIORS:
         raise ValueError(f"prior must be one of {sorted(_PRIORS)}, got {name!r}")
     return _PRIORS[name](M)

@@ -28,10 +28,10 @@ _FALSE = {"", "0", "false", "no", "off"}
 def seed_everything(seed: int = 0) -> None:
     """Seed Python's ``random``, NumPy's global generator and PyTorch (CPU and CUDA).
 
-    Inputs: seed, a non-negative integer.
+    Inputs: seed, an integer in 0 .. 2**64 - 1 (the range torch's generator takes).
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be an integer between 0 and 2**64 - 1, got {seed!r}")
     seed = int(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -55,13 +55,20 @@ def get_device(device: str | torch.device = "auto") -> torch.device:
         dev = torch.device(device)
     except RuntimeError as err:
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from err
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(
             f"device={device!r} asks for a GPU, but PyTorch sees no CUDA device here; "
             "use device='auto' or 'cpu'."
         )
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise RuntimeError(
+            f"device={device!r} asks for GPU number {dev.index}, but PyTorch sees {torch.cuda.device_count()} "
+            f"(numbered from 0); use 'cuda' or 'cuda:0'."
+        )
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise RuntimeError(f"device={device!r} asks for Apple's MPS, which PyTorch does not see here; use 'auto' or 'cpu'.")
     return dev
 
 

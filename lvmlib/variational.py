@@ -26,6 +26,7 @@ log p(x) = ELBO(q) + KL(q || p(z|x)) can be checked to rounding error.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable
 
 import numpy as np
@@ -52,12 +53,20 @@ __all__ = [
 
 def _tensor(name: str, v, dtype=None) -> torch.Tensor:
     if isinstance(v, np.ndarray) or isinstance(v, (list, tuple)):
-        v = torch.as_tensor(np.asarray(v))
+        try:
+            v = torch.as_tensor(np.asarray(v))
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{name} must be a numeric tensor or array, got {type(v).__name__} that is not ({err})") from None
     if not torch.is_tensor(v):
         raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(v).__name__}")
     if dtype is not None:
         v = v.to(dtype)
     return v
+
+
+def _check_generator(generator) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
 
 
 def _check_K(K, name: str = "K") -> int:
@@ -66,14 +75,52 @@ def _check_K(K, name: str = "K") -> int:
     return int(K)
 
 
-def _check_q(mu_z: torch.Tensor, log_var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _check_finite(name: str, t: torch.Tensor, hint: str = "") -> None:
+    """A ValueError naming ``name`` when t holds NaN or inf (one reduction)."""
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        n_bad = int((~torch.isfinite(t)).sum())
+        raise ValueError(f"{name} must be finite, got {n_bad} NaN or infinite value(s){hint}")
+
+
+def _check_bool(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def _check_q(mu_z: torch.Tensor, log_var: torch.Tensor, min_rows: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     mu_z = _tensor("mu_z", mu_z)
     log_var = _tensor("log_var", log_var)
     if mu_z.dim() != 2:
         raise ValueError(f"mu_z must have shape (B, M), got {tuple(mu_z.shape)}")
+    if mu_z.shape[0] < min_rows:
+        raise ValueError(f"mu_z must have at least {min_rows} row(s), got shape {tuple(mu_z.shape)}")
     if log_var.shape != mu_z.shape:
         raise ValueError(f"log_var must have the shape of mu_z {tuple(mu_z.shape)}, got {tuple(log_var.shape)}")
+    if not mu_z.is_floating_point() or not log_var.is_floating_point():
+        dtype = torch.promote_types(torch.promote_types(mu_z.dtype, log_var.dtype), torch.get_default_dtype())
+        mu_z, log_var = mu_z.to(dtype), log_var.to(dtype)
+    _check_finite("mu_z", mu_z)
+    _check_finite("log_var", log_var, " (a log-variance of -inf is a variance of 0, +inf an infinite one)")
     return mu_z, log_var
+
+
+def _check_callable(log_px_given_z) -> None:
+    if not callable(log_px_given_z):
+        raise TypeError(
+            f"log_px_given_z must be a callable (x, z) -> log p(x|z) of shape (K, B), got {type(log_px_given_z).__name__}"
+        )
+
+
+def _call_log_px(log_px_given_z, x, z: torch.Tensor) -> torch.Tensor:
+    """log_px_given_z(x, z) for z (K, B, M), checked: a tensor of shape (K, B) without NaN."""
+    log_px = log_px_given_z(x, z)
+    if not torch.is_tensor(log_px) or log_px.shape != z.shape[:2]:
+        got = tuple(log_px.shape) if torch.is_tensor(log_px) else type(log_px).__name__
+        raise ValueError(f"log_px_given_z must return a tensor of shape (K, B) = {tuple(z.shape[:2])}, got {got}")
+    if bool(torch.isnan(log_px).any()):
+        raise ValueError("log_px_given_z returned NaN for some (z, x): check x and the model's parameters")
+    return log_px
 
 
 def _prior_log_prob(prior, z: torch.Tensor) -> torch.Tensor:
@@ -117,12 +164,11 @@ def elbo_terms(
     """
     mu_z, log_var = _check_q(mu_z, log_var)
     K = _check_K(K)
-    if not callable(log_px_given_z):
-        raise TypeError("log_px_given_z must be a callable (x, z) -> log p(x|z) of shape (K, B)")
+    _check_callable(log_px_given_z)
+    _check_bool("analytic_kl", analytic_kl)
+    _check_generator(generator)
     z = _sample_q(mu_z, log_var, K, generator)  # (K, B, M)
-    log_px = log_px_given_z(x, z)  # (K, B)
-    if log_px.shape != z.shape[:2]:
-        raise ValueError(f"log_px_given_z must return shape (K, B) = {tuple(z.shape[:2])}, got {tuple(log_px.shape)}")
+    log_px = _call_log_px(log_px_given_z, x, z)  # (K, B)
     re = log_px.mean(0)  # (B,)
     has_closed_form = prior is None or getattr(prior, "supports_analytic_kl", False)
     if analytic_kl and has_closed_form:
@@ -149,8 +195,10 @@ def log_importance_weights(
     """
     mu_z, log_var = _check_q(mu_z, log_var)
     K = _check_K(K)
+    _check_callable(log_px_given_z)
+    _check_generator(generator)
     z = _sample_q(mu_z, log_var, K, generator)  # (K, B, M)
-    return log_px_given_z(x, z) + _prior_log_prob(prior, z) - log_normal_diag(z, mu_z, log_var)
+    return _call_log_px(log_px_given_z, x, z) + _prior_log_prob(prior, z) - log_normal_diag(z, mu_z, log_var)
 
 
 def iwae_bound(log_w: torch.Tensor) -> torch.Tensor:
@@ -167,6 +215,10 @@ def iwae_bound(log_w: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"log_w must have shape (K, B), got {tuple(log_w.shape)}")
     if log_w.shape[0] < 1:
         raise ValueError("log_w must hold at least one sample (K >= 1)")
+    if not log_w.is_floating_point():
+        log_w = log_w.to(torch.get_default_dtype())
+    if bool(torch.isnan(log_w).any()) or bool((log_w == torch.inf).any()):
+        raise ValueError("log_w must hold no NaN or +inf (a log-weight of -inf, a zero weight, is allowed)")
     return torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])
 
 
@@ -240,9 +292,9 @@ def kl_per_dimension(mu_z: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
         KL_m = 1/N sum_n 1/2 (mu_{n,m}^2 + exp(log_var_{n,m}) - log_var_{n,m} - 1)
 
     A dimension with KL_m ~ 0 carries no information about x (posterior collapse).
-    Inputs: mu_z (N, M), log_var (N, M). Returns: (M,).
+    Inputs: mu_z (N, M), log_var (N, M) with N >= 1. Returns: (M,).
     """
-    mu_z, log_var = _check_q(mu_z, log_var)
+    mu_z, log_var = _check_q(mu_z, log_var, min_rows=1)
     return kl_normal_diag(mu_z, log_var, reduce=False).mean(0)
 
 
@@ -258,8 +310,11 @@ def active_units(mu_z: torch.Tensor, threshold: float = 1e-2) -> tuple[int, torc
     mu_z = _tensor("mu_z", mu_z)
     if mu_z.dim() != 2 or mu_z.shape[0] < 2:
         raise ValueError(f"mu_z must have shape (N, M) with N >= 2, got {tuple(mu_z.shape)}")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold > 0:
-        raise ValueError(f"threshold must be a positive number, got {threshold!r}")
+    if not mu_z.is_floating_point():
+        mu_z = mu_z.to(torch.get_default_dtype())
+    _check_finite("mu_z", mu_z)
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 < threshold < math.inf:
+        raise ValueError(f"threshold must be a positive finite number, got {threshold!r}")
     A = mu_z.var(dim=0, unbiased=False)  # (M,)
     return int((A > threshold).sum()), A
 
@@ -285,23 +340,39 @@ def _linear_inputs(x, W, mu, sigma2, q_mean, q_log_var, q_scale_tril):
         raise ValueError(f"mu must have shape (D={D},), got {tuple(mu.shape)}")
     if q_mean.shape != (x.shape[0], M):
         raise ValueError(f"q_mean must have shape (B, M) = {(x.shape[0], M)}, got {tuple(q_mean.shape)}")
-    s2 = float(sigma2) if not torch.is_tensor(sigma2) else float(sigma2.item())
-    if not math.isfinite(s2) or s2 <= 0:
-        raise ValueError(f"sigma2 must be a positive number, got {sigma2!r}")
+    if torch.is_tensor(sigma2) or isinstance(sigma2, np.ndarray):
+        if (sigma2.numel() if torch.is_tensor(sigma2) else sigma2.size) != 1:
+            raise ValueError(f"sigma2 must be a positive number (one value), got shape {tuple(sigma2.shape)}")
+        s2 = float(sigma2.item())
+    elif isinstance(sigma2, numbers.Real) and not isinstance(sigma2, bool):
+        s2 = float(sigma2)
+    else:
+        raise TypeError(f"sigma2 must be a positive number, got {sigma2!r}")
+    if not math.isfinite(s2) or s2 < torch.finfo(dtype).tiny:
+        raise ValueError(f"sigma2 must be a positive finite number (at least {torch.finfo(dtype).tiny:.3g} in {dtype}), got {sigma2!r}")
+    for name, t in (("x", x), ("W", W), ("mu", mu), ("q_mean", q_mean)):
+        _check_finite(name, t)
     if (q_log_var is None) == (q_scale_tril is None):
         raise ValueError("give exactly one of q_log_var (B, M) (diagonal q) and q_scale_tril (B, M, M) or (M, M) (full q)")
     if q_log_var is not None:
         q_log_var = _tensor("q_log_var", q_log_var, dtype).to(W.device)
         if q_log_var.shape != q_mean.shape:
             raise ValueError(f"q_log_var must have the shape of q_mean {tuple(q_mean.shape)}, got {tuple(q_log_var.shape)}")
+        _check_finite("q_log_var", q_log_var, " (a log-variance of -inf is a variance of 0, +inf an infinite one)")
         L = torch.diag_embed(torch.exp(0.5 * q_log_var))  # (B, M, M)
     else:
         L = _tensor("q_scale_tril", q_scale_tril, dtype).to(W.device)
         if L.shape not in ((M, M), (x.shape[0], M, M)):
             raise ValueError(f"q_scale_tril must have shape (M, M) or (B, M, M) with M={M}, got {tuple(L.shape)}")
+        _check_finite("q_scale_tril", L)
+        if bool((torch.triu(L, diagonal=1) != 0).any()):
+            raise ValueError(
+                "q_scale_tril must be lower triangular (a Cholesky factor, S = L L^T): it has non-zero entries above "
+                "the diagonal; pass torch.linalg.cholesky(S) or torch.tril(...)"
+            )
         if not torch.all(torch.diagonal(L, dim1=-2, dim2=-1) > 0):
             raise ValueError("q_scale_tril must be lower triangular with a positive diagonal (a Cholesky factor)")
-        L = torch.tril(L).expand(x.shape[0], M, M)  # (B, M, M)
+        L = L.expand(x.shape[0], M, M)  # (B, M, M)
     return x, W, mu, s2, q_mean, L
 
 
