@@ -7,6 +7,7 @@ host once per epoch (``Accumulator``).
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Mapping
 
 import numpy as np
@@ -19,7 +20,10 @@ __all__ = ["evaluate"]
 
 
 def to_tensors(data: Any, name: str, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
-    """Data as a tuple of tensors on ``device`` sharing the first dimension (N)."""
+    """Data as a tuple of tensors on ``device`` sharing the first dimension (N).
+
+    Floating-point parts take the model's dtype and must be finite (checked once, here).
+    """
     if data is None:
         raise ValueError(f"{name} must be a tensor or numpy array (or a tuple of them), got None")
     parts = tuple(data) if isinstance(data, (tuple, list)) else (data,)
@@ -28,9 +32,13 @@ def to_tensors(data: Any, name: str, device: torch.device, dtype: torch.dtype) -
     out = []
     for p in parts:
         if isinstance(p, np.ndarray):
+            if p.dtype.kind not in "biuf":
+                raise TypeError(f"{name} must hold numbers (bool, integer or float), got a numpy array of dtype {p.dtype}")
             t = torch.from_numpy(np.ascontiguousarray(p))
         elif isinstance(p, torch.Tensor):
             t = p.detach()
+            if t.is_complex():
+                raise TypeError(f"{name} must hold real numbers, got dtype {t.dtype}")
         else:
             raise TypeError(f"{name} must be a torch.Tensor or numpy array (or a tuple of them), got {type(p).__name__}")
         if t.dim() == 0:
@@ -43,11 +51,37 @@ def to_tensors(data: Any, name: str, device: torch.device, dtype: torch.dtype) -
         raise ValueError(f"{name} is empty (0 rows)")
     if any(t.shape[0] != n for t in out):
         raise ValueError(f"{name}: all parts must have the same number of rows, got {[t.shape[0] for t in out]}")
+    floats = [t for t in out if t.is_floating_point()]
+    if floats:
+        n_bad = int(torch.stack([(~torch.isfinite(t)).sum() for t in floats]).sum())
+        if n_bad:
+            raise ValueError(f"{name} must be finite, got {n_bad} NaN or infinite value(s)")
     return tuple(out)
 
 
-def call_model(model: nn.Module, batch: tuple[torch.Tensor, ...]) -> Mapping[str, Any]:
-    out = model(*batch)
+def checks_data_once(model: nn.Module) -> bool:
+    """True for a model that validates a whole data set with ``check_data(x, name)`` and whose
+    forward takes ``check=False`` (no per-batch data-dependent checks, no host sync)."""
+    if not callable(getattr(model, "check_data", None)):
+        return False
+    try:
+        return "check" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def prepare_data(model: nn.Module, data: Any, name: str, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """A split on the device, validated once: by the model's ``check_data`` when it has one
+    (the VAE: shape (N, D), finite, in the likelihood's range), else by ``to_tensors``."""
+    parts = to_tensors(data, name, device, model_dtype(model))
+    if len(parts) == 1 and checks_data_once(model):
+        return (model.check_data(parts[0], name),)
+    return parts
+
+
+def call_model(model: nn.Module, batch: tuple[torch.Tensor, ...], checked: bool = False) -> Mapping[str, Any]:
+    """``model(*batch)``, with ``check=False`` when the data were validated once (``checked``)."""
+    out = model(*batch, check=False) if checked else model(*batch)
     if not isinstance(out, Mapping) or "loss" not in out:
         raise TypeError(
             "train() needs a model whose forward returns a dict with a scalar 'loss' "
@@ -93,7 +127,8 @@ class Accumulator:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, data: Any, *, batch_size: int = 1024, device: str | torch.device | None = None
+    model: nn.Module, data: Any, *, batch_size: int = 1024, device: str | torch.device | None = None,
+    checked: bool = False,
 ) -> dict[str, float]:
     """Every term of the model's output averaged over ``data``, in eval mode and without gradients.
 
@@ -101,12 +136,18 @@ def evaluate(
     -(1/N) sum_n ELBO(x_n) (lecture: ln p(x) >= E_q[ln p(x|z)] - KL(q(z|x)||p(z))), one
     sample of z per example; with beta = 1 it equals ``["loss"]``.
 
-    Inputs: data (N, ...) tensor/array or tuple of them. Returns: {key: float}.
+    Inputs: data (N, ...) tensor/array or tuple of them (validated once, as ``train`` does;
+    ``checked=True``: a tuple of tensors from ``prepare_data``, used as given).
+    Returns: {key: float}.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = int(batch_size)
     dev = model_device(model) if device is None else get_device(device)
-    parts = to_tensors(data, "data", dev, model_dtype(model))
+    parts = tuple(data) if checked else prepare_data(model, data, "data", dev)
+    fast = checks_data_once(model) and len(parts) == 1
     was_training = model.training
     model.eval()
     acc = Accumulator()
@@ -114,7 +155,7 @@ def evaluate(
     try:
         for s in range(0, n, batch_size):
             batch = tuple(p[s : s + batch_size] for p in parts)
-            acc.add(call_model(model, batch), batch[0].shape[0])
+            acc.add(call_model(model, batch, checked=fast), batch[0].shape[0])
     finally:
         model.train(was_training)
     return acc.result()

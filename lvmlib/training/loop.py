@@ -22,9 +22,10 @@ import torch
 from torch import nn
 
 from lvmlib.runtime import get_device
-from lvmlib.training.batches import Accumulator, call_model, evaluate, model_dtype, to_tensors
+from lvmlib.training.batches import Accumulator, call_model, checks_data_once, evaluate, prepare_data
 from lvmlib.training.checkpoints import (
     CHECKPOINT_FORMAT,
+    check_writable,
     load_checkpoint,
     plain_scheduler_state,
     rng_state,
@@ -32,7 +33,15 @@ from lvmlib.training.checkpoints import (
     set_rng_state,
 )
 from lvmlib.training.config import TrainConfig
-from lvmlib.training.optim import EMA, averaged, clone_state, epoch_generator, make_optimizer, make_scheduler
+from lvmlib.training.optim import (
+    EMA,
+    averaged,
+    clone_state,
+    epoch_generator,
+    epoch_seed,
+    make_optimizer,
+    make_scheduler,
+)
 from lvmlib.training.results import (
     EpochInfo,
     NonFiniteLossError,
@@ -55,12 +64,53 @@ def _progress_bar(total: int, initial: int, enabled: bool):
 
 def _monitored(terms: Mapping[str, float], cfg: TrainConfig, what: str) -> float:
     """The early-stopping score (lower is better) from an epoch's averaged terms."""
-    if cfg.monitor not in terms:
+    name, mode = _resolve_monitor(terms, cfg)
+    if name not in terms:
         raise KeyError(
             f"TrainConfig.monitor={cfg.monitor!r} is not among the model's {what} terms {sorted(terms)}"
         )
-    v = terms[cfg.monitor]
-    return v if cfg.monitor_mode == "min" else -v
+    v = terms[name]
+    return v if mode == "min" else -v
+
+
+def _resolve_monitor(terms: Mapping[str, float], cfg: TrainConfig) -> tuple[str, str]:
+    """(term, mode) that early stopping watches; "auto" is the ELBO when the model reports one."""
+    if cfg.monitor == "auto":
+        return ("elbo", "max") if "elbo" in terms else ("loss", "min")
+    return cfg.monitor, cfg.monitor_mode
+
+
+def _all_finite(tensors) -> bool:
+    """True when every tensor is finite (one read from the device for all of them)."""
+    flags = [torch.isfinite(t).all() for t in tensors]
+    return bool(torch.stack(flags).all()) if flags else True
+
+
+def _check_unit_interval(x: torch.Tensor) -> None:
+    if not x.is_floating_point():
+        raise ValueError(f"TrainConfig.binarize needs train_data as floats in [0, 1] (grey levels), got dtype {x.dtype}")
+    lo, hi = (float(v) for v in torch.stack([x.min(), x.max()]).tolist())
+    if lo < 0 or hi > 1:
+        raise ValueError(
+            f"TrainConfig.binarize needs train_data in [0, 1] (grey levels, the probabilities of the "
+            f"Bernoulli draw), got values in [{lo:g}, {hi:g}]"
+        )
+
+
+def _check_same_model(path, ck: Mapping[str, Any], model: nn.Module, config: dict | None) -> None:
+    """Refuse to resume a checkpoint into a model of another class or configuration."""
+    saved_class = ck.get("model_class")
+    if saved_class is not None and saved_class != type(model).__name__:
+        raise ValueError(
+            f"cannot resume {str(path)!r}: it was saved from a {saved_class}, the model is a {type(model).__name__}"
+        )
+    saved = ck.get("model_config")
+    if saved is None or config is None:
+        return
+    diff = [k for k in sorted(set(saved) | set(config)) if k != "device" and saved.get(k) != config.get(k)]
+    if diff:
+        pairs = ", ".join(f"{k}={saved.get(k)!r} (the model has {config.get(k)!r})" for k in diff)
+        raise ValueError(f"cannot resume {str(path)!r}: it was trained with a model of {pairs}")
 
 
 class _Run:
@@ -74,16 +124,27 @@ class _Run:
 
     def __init__(self, model, cfg, train_data, val_data, ckpt_path, callbacks) -> None:
         self.model, self.cfg, self.callbacks, self.ckpt_path = model, cfg, callbacks, ckpt_path
+        if ckpt_path is not None:
+            check_writable(ckpt_path)  # now, not after the first epoch
         self.device = get_device(cfg.device)
         model.to(self.device)
-        dtype = model_dtype(model)
-        self.train_parts = to_tensors(train_data, "train_data", self.device, dtype)
-        self.val_parts = to_tensors(val_data, "val_data", self.device, dtype) if val_data is not None else None
+        if cfg.warmup_epochs and not hasattr(model, "kl_weight"):
+            raise TypeError(
+                f"TrainConfig.warmup_epochs={cfg.warmup_epochs} needs a model with a kl_weight attribute "
+                f"(the weight of the KL term in its loss); {type(model).__name__} has none"
+            )
+        # Each split is validated once here; batches are slices of it and skip the checks.
+        self.train_parts = prepare_data(model, train_data, "train_data", self.device)
+        self.val_parts = prepare_data(model, val_data, "val_data", self.device) if val_data is not None else None
+        self.checked = checks_data_once(model) and len(self.train_parts) == 1
+        if cfg.binarize:
+            _check_unit_interval(self.train_parts[0])
         self.n_train = self.train_parts[0].shape[0]
         self.batch_size = min(cfg.batch_size, self.n_train)
         n, bs = self.n_train, self.batch_size
         self.n_batches = n // bs if cfg.drop_last else math.ceil(n / bs)
-        self.eval_batch_size = cfg.eval_batch_size or 1024
+        self.eval_batch_size = cfg.eval_batch_size or (4096 if self.device.type == "cuda" else 1024)
+        self.step_model = torch.compile(model) if cfg.compile_model else model
 
         self.optimizer = make_optimizer(model, cfg)
         self.scheduler = make_scheduler(self.optimizer, cfg)
@@ -99,6 +160,7 @@ class _Run:
         self.last_snapshot: dict[str, Any] | None = None
         self.written_epoch = -1
         self.t0 = time.perf_counter()
+        self.train_seconds = 0.0
 
     # -- state in and out ------------------------------------------------------------------
     def resume(self, path: str | os.PathLike) -> None:
@@ -106,12 +168,13 @@ class _Run:
         cfg = self.cfg
         ck = load_checkpoint(path, map_location=self.device)
         saved = ck.get("train_config") or {}
-        for name in ("optimizer", "lr_schedule"):
+        for name in ("optimizer", "lr_schedule", "warmup_epochs", "binarize"):
             if name in saved and saved[name] != getattr(cfg, name):
                 raise ValueError(
                     f"cannot resume {str(path)!r}: it was trained with {name}={saved[name]!r}, "
                     f"the config asks for {name}={getattr(cfg, name)!r}"
                 )
+        _check_same_model(path, ck, self.model, self.model_config)
         self.model.load_state_dict(ck["model_state"])
         if ck.get("optimizer_state") is not None:
             self.optimizer.load_state_dict(ck["optimizer_state"])
@@ -178,17 +241,30 @@ class _Run:
 
     # -- one epoch ---------------------------------------------------------------------------
     def train_epoch(self) -> dict[str, float]:
-        """One pass over the training data in a seeded permutation; the epoch averages."""
+        """One pass over the training data in a seeded permutation; the epoch averages.
+
+        Nothing in the loop waits for the device: the losses and the terms are summed there
+        and read once at the end (on the CPU, where reading is free, each loss is checked at once).
+        """
         model, cfg, epoch, bs = self.model, self.cfg, self.epoch, self.batch_size
+        t_start = time.perf_counter()
         model.train()
+        if cfg.warmup_epochs:
+            model.kl_weight = min(1.0, epoch / cfg.warmup_epochs)
         perm = torch.randperm(self.n_train, generator=epoch_generator(cfg.seed, epoch)).to(self.device)
+        draw = None
+        if cfg.binarize:
+            draw = torch.Generator(device=self.device).manual_seed(epoch_seed(cfg.seed, epoch, stream=1))
         acc = Accumulator()
         losses = []
         check_now = self.device.type == "cpu"  # a per-batch host sync is free on the CPU
         for batch_idx in range(self.n_batches):
             idx = perm[batch_idx * bs : (batch_idx + 1) * bs]
             batch = tuple(p[idx] for p in self.train_parts)
-            out = call_model(model, batch)
+            if draw is not None:  # dynamic binarization: x_b ~ Bernoulli(x), fresh every epoch
+                batch = (torch.bernoulli(batch[0], generator=draw), *batch[1:])
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                out = call_model(self.step_model, batch, checked=self.checked)
             loss = out["loss"]
             if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
                 raise TypeError(f"the model's 'loss' must be a scalar tensor, got {getattr(loss, 'shape', loss)!r}")
@@ -212,7 +288,14 @@ class _Run:
                 raise NonFiniteLossError(
                     f"the loss is {losses[first].item()} at epoch {epoch}, batch {first + 1}/{self.n_batches}"
                 )
-        return acc.result()
+        if not _all_finite(model.parameters()):
+            raise NonFiniteLossError(
+                f"the weights became NaN or infinite during epoch {epoch} while every loss was finite "
+                "(an exploding step: lower TrainConfig.lr or set TrainConfig.grad_clip)"
+            )
+        terms = acc.result()  # the epoch's one read from the device
+        self.train_seconds = time.perf_counter() - t_start
+        return terms
 
     def validate(self) -> dict[str, float] | None:
         """The validation averages (with the averaged weights), or None when not due this epoch."""
@@ -220,7 +303,7 @@ class _Run:
         if self.val_parts is None or not (self.epoch % cfg.eval_every == 0 or self.epoch == cfg.max_epochs):
             return None
         with averaged(self.ema):
-            val_terms = evaluate(self.model, self.val_parts, batch_size=self.eval_batch_size)
+            val_terms = evaluate(self.model, self.val_parts, batch_size=self.eval_batch_size, checked=True)
         if not math.isfinite(val_terms["loss"]):
             raise NonFiniteLossError(f"the validation loss is {val_terms['loss']} at epoch {self.epoch}")
         return val_terms
@@ -239,6 +322,9 @@ class _Run:
         h["epoch"].append(self.epoch)
         h["lr"].append(self.optimizer.param_groups[0]["lr"])
         h["time"].append(now)
+        h.setdefault("train_time", []).append(self.train_seconds)
+        if self.cfg.warmup_epochs:
+            h.setdefault("kl_weight", []).append(float(self.model.kl_weight))
         for k, v in train_terms.items():
             h["train"].setdefault(k, []).append(v)
         if val_terms is not None:
@@ -247,10 +333,15 @@ class _Run:
                 h["val"].setdefault(k, []).append(v)
 
     def keep_if_best(self, score: float | None, now: float) -> None:
-        if score is not None and score < self.best_val - self.cfg.min_delta:
-            self.best_val, self.best_epoch, self.time_to_best = score, self.epoch, now
-            with averaged(self.ema):
-                self.best_state = clone_state(self.model)
+        if score is None or not score < self.best_val - self.cfg.min_delta:
+            return
+        with averaged(self.ema):
+            state = clone_state(self.model)
+        if not _all_finite(v for v in state.values() if v.is_floating_point()):
+            # never a new best whose weights are not finite (the averaged ones included)
+            raise NonFiniteLossError(f"the weights are NaN or infinite after epoch {self.epoch}")
+        self.best_val, self.best_epoch, self.time_to_best = score, self.epoch, now
+        self.best_state = state
 
     def step_schedule(self, score: float | None) -> None:
         if self.scheduler is None:
@@ -371,6 +462,7 @@ def train(
         run.resume(resume_from)
     else:
         torch.manual_seed(cfg.seed)
+    kl_weight_before = getattr(model, "kl_weight", None)
 
     bar = _progress_bar(cfg.max_epochs, run.epoch, cfg.progress)
     run.t0 = time.perf_counter()
@@ -382,16 +474,22 @@ def train(
         run.interrupted = True
         if bar is not None:
             bar.write(f"interrupted during epoch {run.epoch}; keeping the best model (epoch {run.best_epoch})")
-    except BaseException:
+    except BaseException as err:
         # Keep what was learned: best weights back into the model, last good epoch on disk.
         if bar is not None:
             bar.close()
         model.load_state_dict(run.best_state)
-        run.save_pending()
+        try:
+            run.save_pending()
+        except Exception as save_err:  # the first error is the one to report
+            if hasattr(err, "add_note"):
+                err.add_note(f"the checkpoint of epoch {run.last_snapshot['epoch']} could not be written: {save_err}")
         raise
     finally:
         if bar is not None:
             bar.close()
+        if cfg.warmup_epochs:
+            model.kl_weight = 1.0 if kl_weight_before is None else kl_weight_before
 
     result = run.result()
     if run.best_epoch > 0:

@@ -110,7 +110,13 @@ class averaged:
             self.ema.swap()
 
 
+def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
+    """The seed of epoch ``epoch``'s random draws: depends on (seed, epoch, stream) alone, so a
+    resumed run draws exactly what an uninterrupted one does. stream 0: the permutation,
+    1: the dynamic binarization."""
+    return (seed * 1_000_003 + epoch + stream * 7_919_000_003) % 2**63
+
+
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    # One generator per epoch: epoch e's permutation depends on (seed, e) alone, so a
-    # resumed run draws the same batches as an uninterrupted one.
-    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    """A CPU generator for epoch ``epoch``'s permutation of the training data."""
+    return torch.Generator().manual_seed(epoch_seed(seed, epoch))
