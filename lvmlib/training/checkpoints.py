@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import os
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -143,16 +144,19 @@ def _torch_load(path: Path, map_location) -> Any:
     size = path.stat().st_size
     if size == 0:
         raise CheckpointError(f"the checkpoint {str(path)!r} is empty (0 bytes): it was never written completely")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "weights only" in str(err).lower():
-            # Never pass on torch's suggestion to load with weights_only=False: that runs code.
-            reason = "it holds Python objects other than tensors and plain values, which lvmlib refuses to load"
-        else:
-            reason = "its content is corrupted"
-    except (EOFError, RuntimeError, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as err:
-        reason = f"it is truncated, corrupted or not a checkpoint file ({type(err).__name__})"
+    if not zipfile.is_zipfile(path):
+        reason = "it is truncated, corrupted or not a checkpoint file (not the zip archive torch.save writes)"
+    else:
+        try:
+            return torch.load(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as err:
+            if "unsupported global" in str(err).lower():
+                # Never pass on torch's advice to load with weights_only=False: that would run code.
+                reason = "it holds Python objects other than tensors and plain values, which lvmlib refuses to load"
+            else:
+                reason = "it is truncated, corrupted or not a checkpoint file (its content cannot be unpickled)"
+        except (EOFError, RuntimeError, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as err:
+            reason = f"it is truncated, corrupted or not a checkpoint file ({type(err).__name__})"
     raise CheckpointError(f"cannot read the checkpoint {str(path)!r} ({size} bytes): {reason}")
 
 
