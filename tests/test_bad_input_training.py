@@ -413,6 +413,32 @@ def test_an_interrupt_while_saving_leaves_the_previous_checkpoint(tmp_path, monk
     assert load_checkpoint(path)["epoch"] == 2  # the pending epoch was written once the save could run
 
 
+def test_on_a_gpu_the_loss_is_checked_once_per_epoch_and_still_names_the_batch(tmp_path, monkeypatch):
+    import lvmlib.training.loop as loop
+
+    class NaNAt(nn.Module):
+        def __init__(self, bad):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(()))
+            self.bad, self.calls = bad, 0
+
+        def forward(self, x):
+            if self.training:
+                self.calls += 1
+                if self.calls >= self.bad:
+                    return {"loss": self.w * float("nan")}
+            return {"loss": (self.w - 2.0) ** 2 + 0.0 * x.sum()}
+
+    monkeypatch.setattr(loop, "_checks_each_step", lambda device: False)  # the GPU's way, on the CPU
+    path = tmp_path / "ckpt.pt"
+    model = NaNAt(bad=5)  # 2 batches per epoch: epoch 3, batch 1, and every step after it
+    with pytest.raises(NonFiniteLossError, match=r"the loss is nan at epoch 3, batch 1/2"):
+        train(model, torch.ones(8, 1), torch.ones(2, 1), quiet(batch_size=4, max_epochs=5, lr=0.1), checkpoint=path)
+    ck = load_checkpoint(path)
+    assert ck["epoch"] == 2 and finite_state(ck["model_state"]) and finite_state(ck["best_state"])
+    assert torch.isfinite(model.w) and torch.equal(model.w.detach(), ck["best_state"]["w"])
+
+
 # --------------------------------------------------------------------------- command line
 
 

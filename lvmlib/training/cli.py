@@ -283,6 +283,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequen
         parser.error(f"--resume: there is no checkpoint at {ckpt_path}")
 
     model, vcfg = build_model(args, D, n_levels, device)
+    if args.warmup and not hasattr(model, "kl_weight"):
+        parser.error("--warmup needs a VAE whose loss has a KL weight (model.kl_weight); this VAE has none")
     tcfg = _train_config(args, device)
     try:
         result = train(

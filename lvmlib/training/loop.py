@@ -80,6 +80,12 @@ def _resolve_monitor(terms: Mapping[str, float], cfg: TrainConfig) -> tuple[str,
     return cfg.monitor, cfg.monitor_mode
 
 
+def _checks_each_step(device: torch.device) -> bool:
+    """Check each loss as it comes (on the CPU, where reading it costs nothing), or all of an
+    epoch's losses at its end (on a GPU, where reading one would wait for the device)."""
+    return device.type == "cpu"
+
+
 def _all_finite(tensors) -> bool:
     """True when every tensor is finite (one read from the device for all of them)."""
     flags = [torch.isfinite(t).all() for t in tensors]
@@ -257,7 +263,7 @@ class _Run:
             draw = torch.Generator(device=self.device).manual_seed(epoch_seed(cfg.seed, epoch, stream=1))
         acc = Accumulator()
         losses = []
-        check_now = self.device.type == "cpu"  # a per-batch host sync is free on the CPU
+        check_now = _checks_each_step(self.device)
         for batch_idx in range(self.n_batches):
             idx = perm[batch_idx * bs : (batch_idx + 1) * bs]
             batch = tuple(p[idx] for p in self.train_parts)
