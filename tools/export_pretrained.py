@@ -31,6 +31,36 @@ from lvmlib.training import load_checkpoint  # noqa: E402
 from machine import cpu_model  # noqa: E402
 
 
+def markdown(r: dict) -> str:
+    c = r["model_config"]
+    lines = [
+        f"# {r['name']}",
+        "",
+        f"`lvmlib.pretrained.load({r['name']!r})`: a VAE with D={c['D']}, M={c['M']}, H={c['H']}, "
+        f"{c['n_hidden_layers']} hidden layer(s) of {c['activation']}, {c['likelihood']} likelihood, beta={c['beta']}.",
+        "",
+        f"- file: `{r['file']}`, {r['bytes']:,} bytes ({r['dtype']}), sha256 `{r['sha256']}` (verified at load)",
+        f"- data: {r['data']['dataset']}, {r['data']['train_images']:,} training images, binarization "
+        f"{r['data']['binarize']}; {r['data']['split']}",
+        f"- epochs: {r['epochs']} (best: {r['best_epoch']}), training wall time {r['training_wall_time_s']:.0f} s, "
+        f"median {r['median_epoch_s']:.1f} s per epoch on {r['machine']['device']} ({r['machine']['cpu']}; "
+        f"{r['machine']['note']})",
+        f"- test -ELBO: {r['test_neg_elbo']:.2f} nats per image (the {r['test_neg_elbo_images']:,} test images, one z each)",
+        f"- test -log p(x) by importance sampling: {r['test_neg_log_px']:.2f} nats per image "
+        f"(K = {r['is_samples']}, the first {r['is_images']:,} test images)",
+        "",
+        "Produced by:",
+        "",
+        "```bash",
+        *r["commands"],
+        "```",
+        "",
+    ]
+    if r["notes"]:
+        lines += ["Notes:", "", *[f"- {n}" for n in r["notes"]], ""]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--run", required=True, help="the --out folder of the training command")
@@ -89,6 +119,7 @@ def main(argv=None) -> int:
         "notes": args.note,
     }
     (pretrained.FOLDER / f"{args.name}.json").write_text(json.dumps(record, indent=1) + "\n")
+    (pretrained.FOLDER / f"{args.name}.md").write_text(markdown(record))
     model = pretrained.load(args.name)  # verifies the checksum, weights_only
     for k, v in model.state_dict().items():
         if not torch.equal(v, state[k]):
