@@ -57,7 +57,7 @@ class TrainConfig:
     warmup_epochs  KL warm-up: at the start of (1-based) epoch e the model's ``kl_weight`` is set
                    to min(1, e / warmup_epochs), so it reaches 1 at epoch warmup_epochs and the
                    loss is -(re - beta * kl_weight * kl); 0 = off. Needs a model with a
-                   ``kl_weight`` attribute; it is 1 again when training ends
+                   ``kl_weight`` attribute, which gets back its value from before training (1) when training ends
     binarize       dynamic binarization: each epoch the training data (the first tensor, values
                    in [0, 1], e.g. grey levels) are replaced batch by batch by a fresh Bernoulli
                    draw x_b ~ Bern(x), seeded by (seed, epoch) on the device (resume stays
