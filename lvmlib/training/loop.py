@@ -113,7 +113,8 @@ def _check_same_model(path, ck: Mapping[str, Any], model: nn.Module, config: dic
     saved = ck.get("model_config")
     if saved is None or config is None:
         return
-    diff = [k for k in sorted(set(saved) | set(config)) if k != "device" and saved.get(k) != config.get(k)]
+    # fields one side lacks (added to the configuration later) are not compared
+    diff = [k for k in sorted(set(saved) & set(config)) if k != "device" and saved[k] != config[k]]
     if diff:
         pairs = ", ".join(f"{k}={saved.get(k)!r} (the model has {config.get(k)!r})" for k in diff)
         raise ValueError(f"cannot resume {str(path)!r}: it was trained with a model of {pairs}")
