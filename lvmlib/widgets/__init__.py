@@ -16,7 +16,7 @@ from lvmlib.widgets._common import widgets_available
 from lvmlib.widgets.interpolation import interpolate, interpolation_explorer, latent_path
 from lvmlib.widgets.latent_space import latent_space_explorer, manifold
 from lvmlib.widgets.ppca_marginal import ppca_marginal_explorer
-from lvmlib.widgets.traversal import latent_traversal_explorer
+from lvmlib.widgets.traversal import latent_sweep, latent_traversal_explorer
 
 __all__ = [
     "widgets_available",
@@ -24,6 +24,7 @@ __all__ = [
     "latent_traversal_explorer",
     "interpolation_explorer",
     "latent_space_explorer",
+    "latent_sweep",
     "latent_path",
     "interpolate",
     "manifold",

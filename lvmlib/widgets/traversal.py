@@ -18,9 +18,32 @@ import torch
 from lvmlib.widgets._common import (Stopwatch, as_data, check_model, check_static, decode, finite_range,
                                     grey_range, image_shape_of, index, png, positive_int, posterior_means)
 
-__all__ = ["latent_traversal_explorer"]
+__all__ = ["latent_sweep", "latent_traversal_explorer"]
 
 START_KINDS = ("prior", "posterior")
+
+
+@torch.no_grad()
+def latent_sweep(model, z0: torch.Tensor, dim: int, values: torch.Tensor) -> torch.Tensor:
+    """The decoded images as one latent dimension sweeps over values, the others fixed at z0.
+
+        z_s = z0 with its entry ``dim`` replaced by values[s];   images_s = E[x | z_s]
+
+    Inputs: model a VAE; z0 (M,) the point to start from (not changed); dim the dimension,
+        0..M-1; values (S,) the values it takes.
+    Returns: (S, D) decoder means on the model's device (one row of a latent traversal).
+    """
+    model = check_model(model)
+    M = model.config.M
+    if not torch.is_tensor(z0) or z0.shape != (M,):
+        raise ValueError(f"z0 must be a tensor of shape (M,) = ({M},), got "
+                         f"{tuple(z0.shape) if torch.is_tensor(z0) else type(z0).__name__}")
+    dim = index("dim", dim, M, what="latent dimension")
+    if not torch.is_tensor(values) or values.dim() != 1 or len(values) < 1:
+        raise ValueError("values must be a 1-D tensor of at least one value")
+    z = z0.to(device=model.device, dtype=model.dtype).expand(len(values), M).clone()  # (S, M)
+    z[:, dim] = values.to(z)
+    return model.decoder.mean(z)  # (S, D)
 
 
 def _activity(means: np.ndarray | None) -> np.ndarray | None:
@@ -184,12 +207,9 @@ def _static_figure(model, dims, z0, values, shape, vmin, vmax, where):
 
     from lvmlib import plots
 
-    M = model.config.M
     R, S = len(dims), len(values)
-    z = np.broadcast_to(z0, (R, S, M)).copy()  # (rows, steps, M)
-    for r, m in enumerate(dims):
-        z[r, :, m] = values
-    images = decode(model, z.reshape(R * S, M)).reshape(R, S, -1)  # (rows, steps, D)
+    z0, values_t = torch.from_numpy(z0), torch.from_numpy(np.asarray(values))
+    images = np.stack([latent_sweep(model, z0, m, values_t).double().cpu().numpy() for m in dims])  # (R, S, D)
     fig, ax = plt.subplots(figsize=(S * 0.7 + 1.2, R * 0.7 + 1.0))
     plots.latent_traversal(images, values, dims=dims, shape=shape, ax=ax, vmin=vmin, vmax=vmax,
                            title=f"latent traversal from the {where}")
