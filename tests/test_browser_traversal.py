@@ -1,0 +1,92 @@
+"""Notebook 06 as a learner meets it: JupyterLab in headless Chromium, the latent traversal moved by keyboard.
+
+Opens the learner's notebook 06 (smoke mode) in JupyterLab, runs all cells from the menu, moves the
+first slider of the latent traversal (the most active latent dimension) with the keyboard and checks
+that the readout moves and the decoded picture the browser shows changes; the pictures before and
+after are saved as screenshots in the test's temporary folder. The server, the browser and their
+isolation from the network come from ``browser_support``.
+
+Needs Chromium (Debian: ``apt-get install chromium``) and Playwright for Python; skipped when either is missing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from browser_support import (REPO, TOKEN, _settled_src, browser_tools, jupyter_lab,  # noqa: F401
+                             lab_page, run_all_cells, wait_for_idle_kernel)
+
+pytestmark = pytest.mark.browser
+
+NOTEBOOK = "06_the_vae_on_a_gpu.ipynb"
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    from matplotlib.image import imread
+
+    return imread(io.BytesIO(png), format="png")
+
+
+def test_learner_moves_a_traversal_slider_and_the_decoded_image_changes(browser_tools, jupyter_lab, tmp_path):
+    chromium, sync_api = browser_tools
+    base = jupyter_lab
+    n_code = sum(c["cell_type"] == "code" for c in json.loads((REPO / "notebooks" / NOTEBOOK).read_text())["cells"])
+    with lab_page(sync_api, chromium, base, tmp_path / "chromium-profile") as (page, refused):
+        try:
+            page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={TOKEN}")
+            wait_for_idle_kernel(sync_api, page)
+            indicator = page.locator(".jp-Notebook-ExecutionIndicator")
+            run_all_cells(sync_api, page)
+
+            # the traversal: the first output with sliders, a "start at" choice and a reset button
+            traversal = page.locator(".jp-Cell").filter(has=page.locator(".widget-slider")).filter(
+                has=page.locator("button", has_text="reset")).first
+            sync_api.expect(traversal).to_have_count(1, timeout=300_000)
+            traversal.scroll_into_view_if_needed()
+            sliders = traversal.locator(".widget-slider")
+            sync_api.expect(sliders.first).to_be_visible(timeout=60_000)
+            assert sliders.count() >= 2, "the traversal shows one slider per latent dimension"
+            first = sliders.first
+            readout = first.locator(".widget-readout")
+            picture = traversal.locator("img.widget-image").first
+            sync_api.expect(picture).to_be_visible(timeout=60_000)
+            start_value = float(readout.inner_text())
+            before_src, seen = _settled_src(picture, timeout=30.0)
+            assert before_src is not None, "the traversal's picture never settled"
+            before = picture.screenshot(path=str(tmp_path / "traversal-before.png"))
+            traversal.screenshot(path=str(tmp_path / "traversal-widget-before.png"))
+
+            # move the most active dimension by +2.00 (40 steps of 0.05) with the keyboard
+            first.locator(".noUi-handle").focus()
+            for _ in range(40):
+                page.keyboard.press("ArrowRight")
+            sync_api.expect(readout).not_to_have_text(f"{start_value:.2f}")
+            moved_value = float(readout.inner_text())
+            assert moved_value > start_value
+            after_src, moving = _settled_src(picture, timeout=30.0, unlike=before_src)
+            assert after_src is not None, "the picture did not change within 30 s of moving the slider"
+            after = picture.screenshot(path=str(tmp_path / "traversal-after.png"))
+            traversal.screenshot(path=str(tmp_path / "traversal-widget-after.png"))
+            a, b = _pixels(before), _pixels(after)
+            assert a.shape == b.shape
+            changed = np.any(np.abs(a - b) > 0, axis=-1).mean()
+            assert changed > 0.01, f"only {changed:.2%} of the decoded picture's pixels changed (see {tmp_path})"
+
+            # the reset button puts the slider back at the start
+            traversal.locator("button", has_text="reset").click()
+            sync_api.expect(readout).to_have_text(f"{start_value:.2f}")
+
+            # the whole notebook ran without an error: the last code cell shows [n] for n code cells
+            last = page.locator(".jp-NotebookPanel .jp-CodeCell").last
+            last.scroll_into_view_if_needed()
+            sync_api.expect(last.locator(".jp-InputPrompt")).to_have_text(f"[{n_code}]:", timeout=300_000)
+            sync_api.expect(indicator).to_have_attribute("data-status", "idle")
+            sync_api.expect(page.locator(".jp-OutputArea-output", has_text="Traceback")).to_have_count(0)
+            page.screenshot(path=str(tmp_path / "page.png"))
+        except Exception:
+            page.screenshot(path=str(tmp_path / "failure.png"))
+            raise
+    assert refused == [], f"the page tried to reach other addresses: {refused}"
