@@ -34,6 +34,7 @@ def test_learner_moves_a_traversal_slider_and_the_decoded_image_changes(browser_
     chromium, sync_api = browser_tools
     base = jupyter_lab
     n_code = sum(c["cell_type"] == "code" for c in json.loads((REPO / "notebooks" / NOTEBOOK).read_text())["cells"])
+    sync_api.expect.set_options(timeout=60_000)  # a busy machine loads JupyterLab slowly (the default is 5 s)
     with lab_page(sync_api, chromium, base, tmp_path / "chromium-profile") as (page, refused):
         try:
             page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={TOKEN}")
@@ -89,4 +90,6 @@ def test_learner_moves_a_traversal_slider_and_the_decoded_image_changes(browser_
         except Exception:
             page.screenshot(path=str(tmp_path / "failure.png"))
             raise
+        finally:
+            sync_api.expect.set_options(timeout=5_000)  # Playwright's default again, for the tests after this one
     assert refused == [], f"the page tried to reach other addresses: {refused}"
