@@ -1,9 +1,10 @@
-"""Notebook 06 as a learner meets it: JupyterLab in headless Chromium, the latent traversal moved by keyboard.
+"""Notebook 06 as a learner meets it: JupyterLab in headless Chromium, the latent widgets moved by keyboard.
 
 Opens the learner's notebook 06 (smoke mode) in JupyterLab, runs all cells from the menu, moves the
 first slider of the latent traversal (the most active latent dimension) with the keyboard and checks
-that the readout moves and the decoded picture the browser shows changes; the pictures before and
-after are saved as screenshots in the test's temporary folder. The server, the browser and their
+that the readout moves and the decoded picture the browser shows changes, and that reset puts the
+slider back; then moves z0 of the 2-D latent space and checks that its red mark moves right on the
+pictures. Screenshots before and after are saved in the test's temporary folder. The server, the browser and their
 isolation from the network come from ``browser_support``.
 
 Needs Chromium (Debian: ``apt-get install chromium``) and Playwright for Python; skipped when either is missing.
@@ -28,6 +29,12 @@ def _pixels(png: bytes) -> np.ndarray:
     from matplotlib.image import imread
 
     return imread(io.BytesIO(png), format="png")
+
+
+def _red_columns(png: bytes) -> np.ndarray:
+    """Columns of the pixels drawn in the mark's red (214, 39, 40) in a screenshot."""
+    rgb = np.round(_pixels(png)[..., :3] * 255)
+    return np.flatnonzero(np.all(np.abs(rgb - [214, 39, 40]) <= 2, axis=-1).any(axis=0))
 
 
 def test_learner_moves_a_traversal_slider_and_the_decoded_image_changes(browser_tools, jupyter_lab, tmp_path):
@@ -79,6 +86,27 @@ def test_learner_moves_a_traversal_slider_and_the_decoded_image_changes(browser_
             # the reset button puts the slider back at the start
             traversal.locator("button", has_text="reset").click()
             sync_api.expect(readout).to_have_text(f"{start_value:.2f}")
+
+            # the 2-D latent space: moving z0 to the right moves the red mark right on both pictures
+            space = page.locator(".jp-Cell").filter(has=page.locator("button", has_text="go to its mu_z")).first
+            space.scroll_into_view_if_needed()
+            stack = space.locator(".widget-gridbox").first
+            sync_api.expect(stack.locator("img")).to_have_count(2)
+            marks_before = _red_columns(stack.screenshot(path=str(tmp_path / "latent-space-before.png")))
+            z0 = space.locator(".widget-slider").first
+            z0.locator(".noUi-handle").focus()
+            for _ in range(20):
+                page.keyboard.press("ArrowRight")
+            sync_api.expect(z0.locator(".widget-readout")).to_have_text("1.00")
+            marks_after = None
+            for _ in range(100):  # the kernel redraws the layer of marks: wait for it
+                marks_after = _red_columns(stack.screenshot())
+                if marks_after.size and marks_before.size and marks_after.mean() > marks_before.mean() + 5:
+                    break
+                page.wait_for_timeout(300)
+            stack.screenshot(path=str(tmp_path / "latent-space-after.png"))
+            assert marks_before.size > 0, "no red mark on the 2-D latent space's pictures"
+            assert marks_after.mean() > marks_before.mean() + 5, "the mark did not move right with z0"
 
             # the whole notebook ran without an error: the last code cell shows [n] for n code cells
             last = page.locator(".jp-NotebookPanel .jp-CodeCell").last

@@ -296,9 +296,12 @@ def test_latent_space_sliders_decode_and_mark_the_chosen_point(digits):
     marks2 = box.drawn["marks"]
     for name in ("manifold", "codes"):
         assert marks2[name][0] < marks1[name][0]  # up the picture: a smaller row
-    pixels = png_pixels(box.drawn["map_png"])
-    r, c = marks2["codes"]
-    assert tuple(pixels[r, c]) == (214, 39, 40, 255)
+    layer = png_pixels(box.drawn["marks_png"])  # the transparent layer over the two pictures
+    assert layer.shape == png_pixels(box.drawn["map_png"]).shape
+    for r, c in marks2.values():
+        assert tuple(layer[r, c]) == (214, 39, 40, 255)
+        assert tuple(layer[r + 12, c + 12]) == (0, 0, 0, 0)  # off the cross: see-through
+    assert (layer[..., 3] > 0).sum() == 2 * 2 * 3 * 17 - 2 * 9  # two crosses of two 3 x 17 bars
     box.controls["index"].value = 17
     box.controls["go"].click()
     mu17 = encoder_means(model, x[17:18])[0]

@@ -164,6 +164,17 @@ def rgba_png(rgba: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def mask_png(mask: np.ndarray, rgb) -> bytes:
+    """An (H, W) mask of 0/1 as a PNG: 0 transparent, 1 the colour ``rgb`` (a palette image, quick to encode)."""
+    from PIL import Image
+
+    img = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8), mode="P")
+    img.putpalette([0, 0, 0, *(int(c) for c in rgb)])
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", transparency=0, compress_level=1)
+    return buf.getvalue()
+
+
 def tile(images: np.ndarray, shape: tuple[int, int], ncols: int, gap: float = np.nan) -> np.ndarray:
     """Images (n, H*W) laid out in rows of ``ncols``, one pixel of ``gap`` between them. Returns a 2-D array."""
     h, w = shape

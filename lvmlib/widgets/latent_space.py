@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from lvmlib.widgets._common import (Stopwatch, as_data, check_model, check_static, decode, grey_range,
-                                    image_shape_of, index, png, positive_int, posterior_means, rgba_png, tile)
+                                    image_shape_of, mask_png, png, positive_int, posterior_means, rgba_png, tile)
 
 __all__ = ["latent_space_explorer", "manifold"]
 
@@ -52,8 +52,9 @@ def latent_space_explorer(model, data, labels=None, *, grid: int = 15, extent: f
     Interactive: sliders "z0", "z1" choose a point; the point is marked on both pictures and
     decoded beside them; "index" and the button go to the posterior mean of that test image.
     Returns: the ipywidgets container, carrying ``controls`` ("z0", "z1", "index", "go") and
-    ``drawn`` ("z" (2,), "image" (H, W), "png", "map_png" (the two pictures with the mark),
-    "marks" {"manifold": (row, col), "codes": (row, col)} pixel positions of the mark,
+    ``drawn`` ("z" (2,), "image" (H, W), "png", "map_png" (the two pictures, sent once),
+    "marks_png" (the transparent layer on top of them with the mark), "marks" {"manifold":
+    (row, col), "codes": (row, col)} pixel positions of the mark in both,
     "manifold" the tiled picture, "means" (N, 2), "seconds" the time of the last redraw).
     Static: a matplotlib Figure with the two pictures.
     """
@@ -84,8 +85,8 @@ def latent_space_explorer(model, data, labels=None, *, grid: int = 15, extent: f
 
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
-    background = np.asarray(canvas.buffer_rgba()).copy()  # (h, w, 4), drawn once
-    height = background.shape[0]
+    background = np.asarray(canvas.buffer_rgba()).copy()  # (h, w, 4), drawn and sent once
+    height, width = background.shape[:2]
     plt.close(fig)
 
     def mark_at(ax, z):
@@ -96,11 +97,16 @@ def latent_space_explorer(model, data, labels=None, *, grid: int = 15, extent: f
                                       readout_format=".2f", continuous_update=True) for k in (0, 1)}
     index_w = w.BoundedIntText(value=0, min=0, max=x.shape[0] - 1, description="test image")
     go = w.Button(description="go to its mu_z", tooltip="move the point to the posterior mean of this test image")
-    map_w = w.Image(format="png", layout=w.Layout(width=f"{background.shape[1]}px"))
+    # the two pictures stay; only a transparent layer with the marks on top of them is redrawn
+    same_place = dict(width=f"{width}px", height=f"{height}px", grid_area="picture")
+    map_png = rgba_png(background)
+    map_w = w.Image(value=map_png, format="png", layout=w.Layout(**same_place))
+    marks_w = w.Image(format="png", layout=w.Layout(**same_place))
+    stack = w.GridBox([map_w, marks_w], layout=w.Layout(grid_template_areas='"picture"', width=f"{width}px"))
     pic = w.Image(format="png", layout=w.Layout(width="140px", height="140px"))
     status = w.HTML()
     hold = {"on": False}
-    drawn: dict = {"manifold": picture, "means": means}
+    drawn: dict = {"manifold": picture, "means": means, "map_png": map_png}
 
     def redraw(*_):
         if hold["on"]:
@@ -110,13 +116,13 @@ def latent_space_explorer(model, data, labels=None, *, grid: int = 15, extent: f
             image = decode(model, z[None])[0].reshape(shape)
             shown = png(image, vmin, vmax, size=140)
             pic.value = shown
-            marked = background.copy()
+            layer = np.zeros((height, width), dtype=np.uint8)  # 0 transparent, 1 the mark's colour
             marks = {name: mark_at(ax, z) for name, ax in zip(("manifold", "codes"), axes)}
             for row, col in marks.values():
-                _cross(marked, row, col)
-            map_png = rgba_png(marked)
-            map_w.value = map_png
-        drawn.update(z=z, image=image, png=shown, map_png=map_png, marks=marks, seconds=t.seconds)
+                _cross(layer, row, col)
+            marks_png = mask_png(layer, MARKER_RGBA[:3])
+            marks_w.value = marks_png
+        drawn.update(z=z, image=image, png=shown, marks_png=marks_png, marks=marks, seconds=t.seconds)
         status.value = f"z = ({z[0]:.2f}, {z[1]:.2f}): decoded and drawn in {1e3 * t.seconds:.1f} ms on {model.device.type}"
 
     def go_to_test_image(*_):
@@ -132,22 +138,22 @@ def latent_space_explorer(model, data, labels=None, *, grid: int = 15, extent: f
         s.observe(redraw, names="value")
     go.on_click(go_to_test_image)
     redraw()
-    box = w.VBox([map_w, w.HBox([w.VBox([sliders["z0"], sliders["z1"], w.HBox([index_w, go])]),
+    box = w.VBox([stack, w.HBox([w.VBox([sliders["z0"], sliders["z1"], w.HBox([index_w, go])]),
                                  w.VBox([w.Label("E[x | z] at the marked point"), pic])]), status])
     box.controls = {**sliders, "index": index_w, "go": go}
     box.drawn = drawn
     return box
 
 
-def _cross(rgba: np.ndarray, row: int, col: int, arm: int = 8, width: int = 1) -> None:
-    """Paint a cross centred at (row, col) into an (h, w, 4) picture, in place (clipped at the edges)."""
-    h, w = rgba.shape[:2]
+def _cross(layer: np.ndarray, row: int, col: int, arm: int = 8, width: int = 1) -> None:
+    """Set a cross centred at (row, col) to 1 in an (h, w) layer, in place (clipped at the edges)."""
+    h, w = layer.shape[:2]
     r0, r1 = max(0, row - arm), min(h, row + arm + 1)
     c0, c1 = max(0, col - arm), min(w, col + arm + 1)
     if 0 <= row < h and c0 < c1:
-        rgba[max(0, row - width):min(h, row + width + 1), c0:c1] = MARKER_RGBA
+        layer[max(0, row - width):min(h, row + width + 1), c0:c1] = 1
     if 0 <= col < w and r0 < r1:
-        rgba[r0:r1, max(0, col - width):min(w, col + width + 1)] = MARKER_RGBA
+        layer[r0:r1, max(0, col - width):min(w, col + width + 1)] = 1
 
 
 def _figure(picture, means, labels, grid, extent, shape, vmin, vmax):
@@ -156,7 +162,7 @@ def _figure(picture, means, labels, grid, extent, shape, vmin, vmax):
     step = 2 * extent / (grid - 1)
     half = step / 2  # each tile is centred on its z
     lim = (-extent - half, extent + half)
-    fig, (ax_m, ax_c) = plt.subplots(1, 2, figsize=(10, 4.8))
+    fig, (ax_m, ax_c) = plt.subplots(1, 2, figsize=(9, 4.3))  # 900 px: fits beside a notebook prompt
     ax_m.imshow(picture, cmap="gray_r", vmin=vmin, vmax=vmax, extent=(*lim, *lim), interpolation="nearest")
     ax_m.set_title(f"decoded E[x|z] on a {grid} x {grid} grid")
     if labels is None:
