@@ -9,7 +9,8 @@ The notebooks import it instead of copying code. One module per lecture concept:
 - ``variational`` ELBO estimators, importance-weighted bound, log p(x) by importance sampling
 - ``vae``         encoder, decoders, the variational auto-encoder
 - ``priors``      priors over the latent space
-- ``training``    the training loop with early stopping, checkpoints and resume
+- ``training``    the training loop with early stopping, checkpoints and resume (a package)
+- ``pretrained``  VAEs trained on MNIST, shipped with the library and verified at load
 - ``plots``       matplotlib figures
 - ``widgets``     ipywidgets explorers with static fallbacks
 - ``checks``      exercise checks for the notebooks

@@ -469,3 +469,194 @@ def test_cli_end_to_end(tmp_path):
     assert summary["test_neg_log_px"] < summary["test_neg_elbo"] + 5
     model = load_vae(out / "checkpoint.pt")
     assert model.config.M == 2 and model.config.likelihood == "categorical"
+
+
+# --------------------------------------------------------------------------- KL warm-up, monitor, binarization, speed options
+
+
+class Weighted(nn.Module):
+    """A model with a kl_weight: training loss w^2 + kl_weight; reports its kl_weight per example."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(()))
+        self.kl_weight = 1.0
+
+    def forward(self, x):
+        n = x.shape[0]
+        return {"loss": self.w**2 + self.kl_weight, "kw": torch.full((n,), float(self.kl_weight))}
+
+
+def test_warmup_sets_kl_weight_per_epoch_and_resets_it(tmp_path):
+    model = Weighted()
+    res = train(model, torch.ones(8, 1), None, quiet(max_epochs=6, warmup_epochs=4, optimizer="sgd"))
+    expected = [min(1.0, e / 4) for e in range(1, 7)]
+    assert res.history["kl_weight"] == pytest.approx(expected)
+    assert res.history["train"]["kw"] == pytest.approx(expected)  # what the model saw in each epoch
+    assert model.kl_weight == 1.0
+    # resumed half way, the weights follow the same schedule (derived from the epoch)
+    path = tmp_path / "ckpt.pt"
+    train(Weighted(), torch.ones(8, 1), None, quiet(max_epochs=3, warmup_epochs=4, optimizer="sgd"), checkpoint=path)
+    res2 = train(Weighted(), torch.ones(8, 1), None, quiet(max_epochs=6, warmup_epochs=4, optimizer="sgd"),
+                 resume_from=path)
+    assert res2.history["kl_weight"] == pytest.approx(expected)
+
+
+def test_monitor_auto_watches_the_elbo_not_a_weighted_loss():
+    # the validation loss keeps falling, the ELBO is best at epoch 2: "auto" must pick epoch 2
+    class Beta(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(()))
+            self.n_eval = 0
+
+        def forward(self, x):
+            if self.training:
+                return {"loss": self.w * 1.0, "elbo": -torch.ones(x.shape[0])}
+            self.n_eval += 1
+            elbo = [-5.0, -1.0, -2.0, -3.0, -4.0][self.n_eval - 1]
+            return {"loss": torch.tensor(10.0 - self.n_eval), "elbo": torch.full((x.shape[0],), elbo)}
+
+    res = train(Beta(), torch.ones(4, 1), torch.ones(2, 1), quiet(max_epochs=5, optimizer="sgd"))
+    assert res.best_epoch == 2 and res.best_val_loss == pytest.approx(1.0)
+    res = train(Beta(), torch.ones(4, 1), torch.ones(2, 1), quiet(max_epochs=5, optimizer="sgd", monitor="loss"))
+    assert res.best_epoch == 5
+
+
+def test_dynamic_binarization_draws_fresh_seeded_bernoulli_batches():
+    seen = []
+
+    class Recorder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(()))
+
+        def forward(self, x):
+            if self.training:
+                seen.append(x.clone())
+            return {"loss": self.w * 1.0}
+
+    grey = torch.full((400, 50), 0.3)
+    grey[:, :10] = 0.9
+    train(Recorder(), grey, None, quiet(max_epochs=3, batch_size=400, binarize=True, optimizer="sgd"))
+    first = list(seen)
+    assert all(set(torch.unique(b).tolist()) <= {0.0, 1.0} for b in first)
+    assert not torch.equal(first[0], first[1])  # a fresh draw every epoch
+    draws = torch.stack(first)  # (3, 400, 50): the frequencies of ones match the grey levels
+    assert draws[..., :10].mean().item() == pytest.approx(0.9, abs=0.01)
+    assert draws[..., 10:].mean().item() == pytest.approx(0.3, abs=0.01)
+    seen.clear()
+    train(Recorder(), grey, None, quiet(max_epochs=3, batch_size=400, binarize=True, optimizer="sgd"))
+    assert all(torch.equal(a, b) for a, b in zip(first, seen))  # same seed, same draws
+
+
+def test_resume_is_exact_with_binarization_and_warmup(tmp_path):
+    x, xv = np.random.default_rng(0).random((48, 6)).astype(np.float32), tiny_data(16, seed=1)
+    kw = dict(max_epochs=5, lr=5e-3, binarize=True, warmup_epochs=3)
+
+    def model():
+        m = tiny_vae()
+        m.kl_weight = 1.0  # the VAE's loss reads it where it supports warm-up
+        return m
+
+    full = model()
+    res_full = train(full, x, xv, quiet(**kw))
+    path = tmp_path / "ckpt.pt"
+    train(model(), x, xv, quiet(**{**kw, "max_epochs": 2}), checkpoint=path)
+    resumed = model()
+    res = train(resumed, x, xv, quiet(**kw), resume_from=path)
+    assert res.history["train"]["loss"] == res_full.history["train"]["loss"]
+    assert res.history["val"]["elbo"] == res_full.history["val"]["elbo"]
+    for k, v in full.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+
+
+def test_each_split_is_checked_once_and_batches_skip_the_checks(monkeypatch):
+    model = tiny_vae()
+    checked, flags = [], []
+    real_check, real_forward = VAE.check_data, VAE.forward
+
+    def spy_check(self, x, name="x"):
+        checked.append(name)
+        return real_check(self, x, name)
+
+    def spy_forward(self, x, generator=None, *, check=True):
+        flags.append(check)
+        return real_forward(self, x, generator, check=check)
+
+    monkeypatch.setattr(VAE, "check_data", spy_check)
+    monkeypatch.setattr(VAE, "forward", spy_forward)
+    train(model, tiny_data(40), tiny_data(10, seed=1), quiet(max_epochs=2, batch_size=8))
+    assert checked == ["train_data", "val_data"]
+    assert len(flags) == 2 * 5 + 2 and not any(flags)  # 5 training batches and 1 validation batch per epoch
+
+
+def test_bf16_autocast_trains_close_to_float32():
+    x = tiny_data(64)
+    a, b = tiny_vae(), tiny_vae()
+    ra = train(a, x, None, quiet(max_epochs=5, lr=1e-2))
+    rb = train(b, x, None, quiet(max_epochs=5, lr=1e-2, bf16=True))
+    assert all(p.dtype == torch.float32 for p in b.parameters())
+    assert rb.history["train"]["loss"][-1] == pytest.approx(ra.history["train"]["loss"][-1], rel=0.05)
+    assert rb.history["train"]["loss"][-1] < rb.history["train"]["loss"][0]
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager(monkeypatch):
+    import torch._inductor.config as inductor_config
+
+    monkeypatch.setattr(inductor_config, "fallback_random", True)  # the same random draws as eager mode
+    x = tiny_data(32)
+    a, b = tiny_vae(), tiny_vae()
+    ra = train(a, x, None, quiet(max_epochs=2, batch_size=32))
+    rb = train(b, x, None, quiet(max_epochs=2, batch_size=32, compile_model=True))
+    assert rb.history["train"]["loss"] == pytest.approx(ra.history["train"]["loss"], rel=1e-4)
+
+
+def _write_idx(path, array, magic_type=0x08):
+    import gzip
+    import struct
+
+    header = struct.pack(">BBBB", 0, 0, magic_type, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    raw = header + array.astype(np.uint8).tobytes()
+    with gzip.open(path, "wb") as f:
+        f.write(raw)
+    import hashlib
+
+    return hashlib.sha256(raw).hexdigest()
+
+
+@pytest.fixture
+def fake_mnist(tmp_path, monkeypatch):
+    """A small stand-in for the MNIST files (4x4 images), with its own checksums."""
+    import lvmlib.data as lvdata
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    sums = {
+        "train-images-idx3-ubyte.gz": _write_idx(folder / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (10200, 4, 4))),
+        "train-labels-idx1-ubyte.gz": _write_idx(folder / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, 10200)),
+        "t10k-images-idx3-ubyte.gz": _write_idx(folder / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (50, 4, 4))),
+        "t10k-labels-idx1-ubyte.gz": _write_idx(folder / "t10k-labels-idx1-ubyte.gz", rng.integers(0, 10, 50)),
+    }
+    monkeypatch.setattr(lvdata, "MNIST_SHA256", sums)
+    return folder
+
+
+@pytest.mark.parametrize("binarize", ["dynamic", "static", "none"])
+def test_cli_mnist_binarization_and_throughput(tmp_path, fake_mnist, capsys, binarize):
+    out = tmp_path / "run"
+    code = main(["--dataset", "mnist", "--data-dir", str(fake_mnist), "--binarize", binarize, "--latent", "2",
+                 "--hidden", "8", "--layers", "1", "--epochs", "2", "--batch-size", "100", "--eval-samples", "4",
+                 "--device", "cpu", "--no-progress", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "images/s" in printed and "s per epoch" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["binarize"] == binarize and summary["model_config"]["likelihood"] == "bernoulli"
+    assert summary["train_config"]["binarize"] is (binarize == "dynamic")
+    assert summary["images_per_s"] == pytest.approx(200 / summary["s_per_epoch"])
+    assert summary["command"].startswith("python -m lvmlib.training --dataset mnist")
+    model = load_vae(out / "checkpoint.pt")
+    assert model.config.D == 16 and model.config.M == 2
