@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import platform
 import statistics
 import sys
@@ -117,8 +118,10 @@ def main(argv=None):
         torch.set_num_threads(threads)
         rows += measure(n)
     torch.set_num_threads(default_threads)
-    machine = (f"{cpu_model()}, {default_threads} threads by default, torch {torch.__version__}, "
-               f"Python {platform.python_version()}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    machine = (f"{cpu_model()}, {os.cpu_count()} cores, {default_threads} torch threads by default, "
+               f"torch {torch.__version__}, Python {platform.python_version()}; load average {load:.1f} at the end "
+               "(a shared machine: other work ran beside the benchmark)")
     lines = ["# Redraw time of the latent widgets when a slider moves", "",
              f"Machine: {machine}.",
              f"Median and 90th percentile over {n} slider moves; the widgets time themselves (drawn['seconds']).", "",
