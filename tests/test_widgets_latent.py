@@ -402,3 +402,33 @@ def test_widgets_decode_on_the_models_gpu(digits):
     np.testing.assert_allclose(spy.last().cpu().numpy(), [[0.0, -1.0]])
     images = widgets.interpolate(model, torch.as_tensor(x[0]), torch.as_tensor(x[1]), 4)
     assert images.device.type == "cuda" and images.shape == (4, 64)
+
+
+# --------------------------------------------------------------------------- the shipped models
+
+def _shipped(name):
+    from lvmlib import pretrained
+
+    if name not in pretrained.available():
+        pytest.skip(f"lvmlib ships no pretrained model {name!r} in this checkout")
+    return pretrained.load(name)
+
+
+def test_traversal_and_interpolation_on_the_shipped_mnist_vae():
+    model = _shipped("mnist_vae")
+    x = torch.bernoulli(torch.full((30, 784), 0.2), generator=torch.Generator().manual_seed(0))
+    box = widgets.latent_traversal_explorer(model, x, start=0)
+    assert len(box.dims) == min(8, model.config.M)
+    before = box.drawn["image"].copy()
+    box.controls[f"z{box.dims[0]}"].value = 2.5
+    assert box.drawn["image"].shape == (28, 28) and np.abs(box.drawn["image"] - before).max() > 1e-3
+    strip = widgets.interpolation_explorer(model, x, 0, 1, steps=5).drawn["strip"]
+    assert strip.shape == (5, 784)
+
+
+def test_latent_space_on_the_shipped_2d_mnist_vae():
+    model = _shipped("mnist_vae_2d")
+    x = torch.bernoulli(torch.full((30, 784), 0.2), generator=torch.Generator().manual_seed(0))
+    box = widgets.latent_space_explorer(model, x, np.arange(30) % 10, grid=5)
+    box.controls["z1"].value = 1.0
+    np.testing.assert_allclose(box.drawn["z"], [0.0, 1.0])
