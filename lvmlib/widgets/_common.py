@@ -115,7 +115,8 @@ def grey_range(model, vmin, vmax) -> tuple[float | None, float | None]:
 
 
 def as_data(model, data, name: str = "data") -> torch.Tensor:
-    """A data set (N, D) as a tensor the model's encoder takes (validated by the model on first use)."""
+    """A data set (N, D) as a tensor the model's encoder takes: its shape checked here, its values by
+    the model's ``check_data`` (range or levels of the likelihood) when it has one, errors naming ``name``."""
     if isinstance(data, np.ndarray):
         data = torch.from_numpy(np.ascontiguousarray(data))
     if not torch.is_tensor(data):
@@ -123,7 +124,8 @@ def as_data(model, data, name: str = "data") -> torch.Tensor:
     D = model.config.D
     if data.dim() != 2 or data.shape[1] != D or data.shape[0] < 1:
         raise ValueError(f"{name} must have shape (N, D={D}) with N >= 1, got {tuple(data.shape)}")
-    return data
+    check = getattr(model, "check_data", None)
+    return check(data, name) if callable(check) else data
 
 
 @torch.no_grad()
