@@ -488,20 +488,23 @@ def test_cli_resume_from_a_corrupted_checkpoint_is_a_clear_error(tmp_path, capsy
     assert "error: cannot read the checkpoint" in err and "weights_only" not in err and "Traceback" not in err
 
 
-def test_cli_ctrl_c_exits_130_with_the_best_model_saved(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_cli_ctrl_c_exits_130_with_the_best_model_saved(tmp_path, sig):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "lvmlib.training", "--dataset", "digits", "--latent", "2", "--hidden", "16",
            "--layers", "1", "--epochs", "100000", "--patience", "100000", "--batch-size", "500",
            "--device", "cpu", "--threads", "1", "--no-progress", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    # a fresh session with the default SIGINT disposition, as a terminal gives it
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
         assert (out / "checkpoint.pt").exists(), proc.stderr.read() if proc.poll() is not None else "no checkpoint"
         time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:

@@ -22,6 +22,7 @@ import dataclasses
 import json
 import math
 import shlex
+import signal
 import statistics
 import sys
 from pathlib import Path
@@ -330,14 +331,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m lvmlib.training``: train a VAE, write checkpoint.pt, history.json, summary.json.
 
     Exit status: 0 done, 1 training failed (the last good epoch is saved), 2 bad arguments or
-    no data, 130 interrupted (Ctrl-C; the best model so far is saved, --resume continues).
+    no data, 130 interrupted (Ctrl-C or SIGTERM; the best model so far is saved, --resume continues).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _build_parser()
     args = parser.parse_args(argv)
     _check_args(parser, args)
+    previous = _stop_on_sigterm()
     try:
         return _run(parser, args, argv)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_on_sigterm():
+    """SIGTERM (a scheduler or ``kill``) stops training like Ctrl-C: the best model is kept and saved.
+    Returns the previous handler (None where it cannot be set, e.g. outside the main thread)."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError):
+        return None

@@ -445,9 +445,15 @@ def train(
     For the VAE the loss is the negative ELBO averaged over the batch (lecture: the ELBO),
         loss = -(1/B) sum_b [ E_q(z|x_b)[ln p(x_b|z)] - KL(q(z|x_b) || p(z)) ].
     Each epoch visits the training data in a fresh seeded permutation in batches of
-    ``batch_size``; after each (every ``eval_every``) epoch the validation loss (or the term
-    named by ``config.monitor``) is computed; the weights with the best validation score are
-    restored into ``model`` at the end.
+    ``batch_size``; after each (every ``eval_every``) epoch the validation terms are computed
+    and early stopping watches ``config.monitor`` ("auto": the ELBO when the model reports one,
+    which stays the real bound under beta != 1 or a KL warm-up); the weights with the best score
+    are restored into ``model`` at the end. Only finite weights can become the best.
+
+    Speed: each split is moved to the device and validated once (``VAE.check_data``); batches
+    are slices of it, passed to ``forward(batch, check=False)``; the loop reads from the device
+    once per epoch. Options: KL warm-up (``warmup_epochs``), dynamic binarization
+    (``binarize``), bfloat16 autocast (``bf16``), ``torch.compile`` (``compile_model``).
 
     Inputs:
         model       nn.Module, ``model(*batch)`` returns {"loss": scalar, other terms: scalar or (B,)}
@@ -460,7 +466,10 @@ def train(
     Returns:
         TrainResult (history per epoch, best epoch and loss, time to best, total time).
     Raises:
-        NonFiniteLossError when the loss is NaN/inf (best weights restored, checkpoint written).
+        NonFiniteLossError when the loss or the weights become NaN/inf (best weights restored,
+        the checkpoint of the last good epoch written); TypeError/ValueError naming the argument
+        for bad data or configuration, before any step; on resume, ValueError when the checkpoint
+        was made with another model configuration, optimizer, schedule, warm-up or binarization.
     """
     cfg, callbacks, ckpt_path = _check_arguments(model, config, callbacks, checkpoint)
     run = _Run(model, cfg, train_data, val_data, ckpt_path, callbacks)
