@@ -290,6 +290,36 @@ def mnist_split(scale: str = "unit", n_val: int = 10000, return_labels: bool = F
     return split_rows(_scaled(X, scale, 255), sizes, y if return_labels else None)
 
 
+# ----------------------------------------------------------------------------- dynamic binarization
+
+def binarize(x, generator=None):
+    """Dynamic binarization: a fresh Bernoulli draw of each pixel, with its grey level as the probability.
+
+        b_nd ~ Bernoulli(x_nd),  independently for every pixel and every call,
+        so E[b_nd] = x_nd: over the epochs the binary images average to the grey ones.
+
+    Drawn again every epoch, a binary likelihood sees a new binary image each time instead of
+    one fixed thresholding (x > 0.5), the usual treatment of MNIST for Bernoulli VAEs
+    (Salakhutdinov & Murray 2008).
+
+    Inputs: x (..., D) floats in [0, 1] (a torch tensor or numpy array); generator an optional
+        torch.Generator on x's device (the draw is reproducible with a seeded one).
+    Returns: a tensor of 0. and 1. of x's shape, dtype and device (float32 for a numpy input).
+    """
+    import torch
+
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.asarray(x, dtype=np.float32))
+    if not torch.is_tensor(x) or not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point tensor or array of grey levels in [0, 1], got "
+                        f"{x.dtype if torch.is_tensor(x) else type(x).__name__}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    if x.numel() and not bool(((x >= 0) & (x <= 1)).all()):
+        raise ValueError("x must hold grey levels in [0, 1] (probabilities), got values outside (or NaN)")
+    return torch.bernoulli(x, generator=generator)
+
+
 # ----------------------------------------------------------------------------- toy data
 
 def toy_2d(n: int = 200, seed: int = 0, angle_deg: float = 30.0, spread: float = 2.0, noise: float = 0.3) -> np.ndarray:

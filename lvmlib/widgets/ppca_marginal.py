@@ -1,32 +1,12 @@
-"""ipywidgets explorers of the course, each with a static fallback.
-
-An explorer shows sliders in JupyterLab; where ipywidgets cannot be used (it is
-not installed, or ``static=True``, as in a non-interactive run) the same function
-draws a static grid of the settings it would let you explore, so a notebook still
-runs top to bottom.
-"""
+"""The p(x) explorer of notebook 01: how the PPCA marginal N(0, W W^T + sigma2 I) changes with W and sigma2."""
 
 from __future__ import annotations
 
 import numbers
 
+from lvmlib.widgets._common import check_static, range_pair, widgets_available
 
-def widgets_available() -> bool:
-    """True when ipywidgets can be imported."""
-    try:
-        import ipywidgets  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _range_pair(name: str, value) -> tuple[float, float]:
-    """(low, high) from a pair of numbers, or a TypeError naming the argument."""
-    try:
-        low, high = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a pair (low, high) of numbers, got {value!r}") from None
-    return low, high
+__all__ = ["ppca_marginal_explorer"]
 
 
 def ppca_marginal_explorer(*, static: bool | None = None, w_length=(0.0, 2.5), sigma2_range=(0.05, 1.5),
@@ -48,12 +28,9 @@ def ppca_marginal_explorer(*, static: bool | None = None, w_length=(0.0, 2.5), s
 
     from lvmlib import plots
 
-    if static is None:
-        static = not widgets_available()
-    if not isinstance(static, bool):
-        raise TypeError(f"static must be True, False or None, got {static!r}")
-    lo, hi = _range_pair("w_length", w_length)
-    s_lo, s_hi = _range_pair("sigma2_range", sigma2_range)
+    static = check_static(static)
+    lo, hi = range_pair("w_length", w_length)
+    s_lo, s_hi = range_pair("sigma2_range", sigma2_range)
     if not (0 <= lo < hi < np.inf):
         raise ValueError(f"w_length must be (low, high) with 0 <= low < high (finite), got {w_length!r}")
     if not (0 < s_lo < s_hi < np.inf):

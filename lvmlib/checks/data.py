@@ -1,0 +1,146 @@
+"""Checks for the exercises on data (notebook 06): dynamic binarization.
+
+``check_binarize`` checks ``binarize(x, generator=None)``, a fresh Bernoulli draw of every
+pixel with its grey level as the probability (reference: :func:`lvmlib.data.binarize`). Two
+correct answers (``torch.bernoulli`` or comparing uniforms with x) draw different images from
+one seed, so the check tests what must hold for any correct answer instead of comparing
+draws: 0./1. floats of x's shape; x unchanged; the same images from two generators seeded
+alike and different images from another seed; over many draws each pixel is 1 in a share x
+of them (within five binomial standard deviations); pixels drawn independently of each other.
+
+Usage in a notebook::
+
+    from lvmlib import checks
+    binarize = checks.data.check_binarize(binarize)
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from lvmlib.checks._core import ExerciseError, ExerciseNotDone, _mark_reference
+from lvmlib.data import binarize as _binarize
+
+__all__ = ["check_binarize"]
+
+N_DRAWS = 2000  # draws per pixel for the share of ones
+
+
+def _grey_levels(seed: int) -> torch.Tensor:
+    """(8, 16) grey levels: uniform ones, with exact 0s, exact 1s and a row of 0.5."""
+    rng = np.random.default_rng(seed)
+    x = torch.as_tensor(rng.uniform(size=(8, 16)), dtype=torch.float32)
+    x[0, :4] = 0.0
+    x[1, :4] = 1.0
+    x[2] = 0.5
+    return x
+
+
+def check_binarize(binarize: Callable, *, strict: bool = False, seed: int = 0, quiet: bool = False) -> Callable:
+    """Check ``binarize(x, generator=None) -> (..., D)`` of 0./1.: pixel d is 1 with probability x_d.
+
+    Returns the learner's function when it is right, lvmlib's reference while the exercise is
+    not done (None when ``strict``); raises :class:`ExerciseError` naming the mistake otherwise.
+    """
+    name = "binarize"
+    if not callable(binarize):
+        raise TypeError(f"{name}: expected the function you wrote, got {binarize!r}")
+    if getattr(binarize, "_lvmlib_substitute_for", None) is not None:
+        if strict:
+            raise ExerciseNotDone(f"{name}: not done yet (the reference implementation stands in for it).")
+        return binarize
+
+    def fail(problem: str, mistake: str | None = None):
+        lines = [f"{name}: not right yet — {problem}."]
+        if mistake:
+            lines.append(f"  This is a known mistake: {mistake}")
+        lines.append("  Hint: torch.bernoulli(x, generator=generator) draws each pixel with probability x.")
+        raise ExerciseError("\n".join(lines))
+
+    def call(x: torch.Tensor, gen_seed: int):
+        mine = x.clone()
+        try:
+            out = binarize(mine, torch.Generator().manual_seed(gen_seed))
+        except (NotImplementedError, ExerciseError):
+            raise
+        except Exception as err:
+            raise ExerciseError(f"{name}: your function raised {type(err).__name__}: {err}\n"
+                                f"  on x of shape {tuple(x.shape)} and a seeded torch.Generator") from err
+        if not torch.equal(mine, x):
+            fail("it changed x in place", "x.bernoulli_() draws into x itself and destroys the grey levels; "
+                 "torch.bernoulli(x, generator=generator) returns a new tensor")
+        return out
+
+    x = _grey_levels(seed)
+    try:
+        b = call(x, seed)
+    except NotImplementedError:
+        if strict:
+            raise ExerciseNotDone(f"{name}: not done yet (the function still raises NotImplementedError).")
+        if not quiet:
+            print(f"… {name}: not done yet. The notebook continues with lvmlib's reference.")
+        return _mark_reference(_binarize, name)
+
+    # what comes back
+    if b is None:
+        fail("it returned None: did the function forget to return its value?")
+    if isinstance(b, np.ndarray) or not torch.is_tensor(b):
+        fail(f"it returned a {type(b).__name__}; return a torch tensor like x")
+    if b.shape != x.shape:
+        fail(f"it returned shape {tuple(b.shape)} for x of shape {tuple(x.shape)}")
+    if b.dtype == torch.bool:
+        fail("it returned booleans", "a comparison such as u < x gives True/False; the likelihood needs "
+             "floats 0. and 1.: convert with .to(x.dtype) (or .float())")
+    if b.dtype != x.dtype:
+        fail(f"it returned dtype {b.dtype}, x has {x.dtype}")
+    if not bool(((b == 0) | (b == 1)).all()):
+        if torch.allclose(b, x):
+            fail("it returned the grey levels themselves", "no draw was made: each pixel must become 0. or 1.")
+        fail("it returned values other than 0. and 1.")
+
+    # a fresh draw from the generator
+    again, other = call(x, seed), call(x, seed + 1)
+    if torch.equal(b, other):
+        if torch.equal(b, (x > 0.5).to(b.dtype)) or torch.equal(b, torch.round(x)):
+            fail("it gave the same image for every seed: x > 0.5",
+                 "a fixed threshold at 0.5 is static binarization: one binary image forever. Dynamic "
+                 "binarization draws a new one every time, pixel d being 1 with probability x_d")
+        fail("it gave the same image for generators seeded differently",
+             "the draw does not come from the generator passed in (a fixed seed inside the function?)")
+    if not torch.equal(b, again):
+        fail("two generators seeded alike gave different images",
+             "the generator argument is ignored (torch.rand_like and torch.bernoulli(x) without generator= use "
+             "the global random state): pass generator=generator, e.g. torch.rand(x.shape, generator=generator)")
+
+    # independent draws: with every grey level 0.5, an image is all 0s or all 1s only by rare chance
+    h = call(torch.full((400, 16), 0.5), seed + 3)
+    if float((h == h[:, :1]).all(1).double().mean()) > 0.5:
+        fail("most images came out all 0s or all 1s when every grey level is 0.5",
+             "one random number per image (e.g. torch.rand(len(x), 1)) is shared by all its pixels; "
+             "draw one per pixel: torch.rand(x.shape, generator=generator)")
+    if float((h == h[:1]).all(0).double().mean()) > 0.5:
+        fail("every image came out the same when every grey level is 0.5",
+             "one random number per pixel shared by all images (e.g. torch.rand(x.shape[-1])); "
+             "draw one per pixel of each image: torch.rand(x.shape, generator=generator)")
+
+    # each pixel is 1 in a share x of the draws
+    share = call(x.repeat(N_DRAWS, 1), seed + 2).reshape(N_DRAWS, *x.shape).double().mean(0)  # (8, 16)
+    p = x.double()
+    tol = 5 * torch.sqrt(p * (1 - p) / N_DRAWS) + 1e-9
+    if bool(((share - p).abs() > tol).any()):
+        if bool(((share - (1 - p)).abs() <= tol).all()):
+            fail("pixels came out 1 with probability 1 - x",
+                 "inverted comparison: u > x (or torch.bernoulli(1 - x)) makes dark pixels white; "
+                 "a pixel is 1 when u < x, with probability x")
+        worst = int((share - p).abs().argmax())
+        r, c = divmod(worst, x.shape[1])
+        fail(f"over {N_DRAWS} draws pixel ({r}, {c}) with grey level {p[r, c]:.3f} was 1 in a share "
+             f"{share[r, c]:.3f} of them; it should be about its grey level")
+
+    if not quiet:
+        print(f"✓ {name}: 0./1. of the right shape, fresh and reproducible draws, each pixel 1 with "
+              f"probability x over {N_DRAWS} draws, pixels independent.")
+    return None if strict else binarize
