@@ -42,8 +42,9 @@ HIDE_INPUT_TAG = "slides-hide-input"
 NOTES_PREFIX = "notes-"
 LONG_MARKDOWN_LINES = 8
 LONG_CODE_LINES = 20
-# RISE settings stored in the notebook: tall slides scroll, no animation to wait for.
-RISE_SETTINGS = {"scroll": True, "transition": "none", "start_slideshow_at": "beginning"}
+# RISE settings stored in the notebook: tall slides scroll, no animation to wait for, and a theme
+# whose fonts ship with the extension (the default theme fetches web fonts).
+RISE_SETTINGS = {"scroll": True, "transition": "none", "start_slideshow_at": "beginning", "theme": "white"}
 
 
 def _tags(cell) -> list:
