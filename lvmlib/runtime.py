@@ -1,4 +1,5 @@
-"""The course's small shared helpers: seeding, device choice, smoke mode, progress bars, child processes.
+"""The course's small shared helpers: seeding, device choice, smoke mode, the run cache,
+progress bars, child processes.
 
 Every notebook starts with ``seed_everything`` and ``get_device`` so that a run is
 reproducible and says where it computes. Smoke mode (the environment variable
@@ -15,7 +16,9 @@ import functools
 import os
 import platform
 import random
+import re
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -177,3 +180,28 @@ def _notebook_bar_class():
                 self._handle = None
 
     return NotebookBar
+
+
+RUN_CACHE_ENV = "LVMLIB_RUN_CACHE"
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def run_cache(name: str) -> dict:
+    """Keyword arguments for ``lvmlib.training.train``: the fast path of a notebook's training cell.
+
+    When the environment variable ``LVMLIB_RUN_CACHE`` names a folder, the run is checkpointed
+    to ``<folder>/<name>.pt`` (``<name>-smoke.pt`` in smoke mode), and when that file exists the
+    run continues from it: a finished run is loaded at once instead of trained again (a lecturer
+    runs the notebook once before class). Unset (the default), it returns ``{}``: every run trains.
+    Delete the folder after changing a model or its training settings.
+
+        result = training.train(model, train, val, config, **lvmlib.runtime.run_cache("05_vae"))
+    """
+    if not isinstance(name, str) or not _RUN_NAME.fullmatch(name):
+        raise ValueError(f"name must be letters, digits, '_', '.' or '-' (a file name), got {name!r}")
+    folder = os.environ.get(RUN_CACHE_ENV, "").strip()
+    if not folder:
+        return {}
+    path = Path(folder).expanduser() / f"{name}{'-smoke' if smoke_mode() else ''}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return {"checkpoint": path, "resume_from": path if path.exists() else None}
