@@ -265,12 +265,17 @@ class Decoder(nn.Module):
             shape = tuple(z.shape) if torch.is_tensor(z) else type(z).__name__
             raise ValueError(f"z must be a tensor of shape (..., M={self.M}), got {shape}")
 
-    def _check_x(self, x):
+    def _check_x(self, x, check: bool = True):
+        """x's shape (..., D); with ``check`` also its values: finite (one host-device sync)."""
         if not torch.is_tensor(x) or x.shape[-1] != self.D:
             shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
             raise ValueError(f"x must be a tensor of shape (..., D={self.D}), got {shape}")
+        if check and x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            raise ValueError("x must be finite, got NaN or infinite values")
 
-    def log_prob(self, x: torch.Tensor, z: torch.Tensor | None = None, *, params=None) -> torch.Tensor:
+    def log_prob(self, x: torch.Tensor, z: torch.Tensor | None = None, *, params=None, check: bool = True) -> torch.Tensor:
+        """log p(x|z) summed over D. ``check=False`` skips the checks of x's values (finite, in
+        the likelihood's range), for data validated beforehand (``VAE.check_data``)."""
         raise NotImplementedError
 
     def sample(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -296,9 +301,13 @@ class BernoulliDecoder(Decoder):
         self._check_z(z)
         return self.net(z)
 
-    def log_prob(self, x: torch.Tensor, z: torch.Tensor | None = None, *, params=None) -> torch.Tensor:
-        """Inputs: x (B, D) in [0, 1]; z (..., B, M) or params=logits (..., B, D). Returns: (..., B)."""
-        self._check_x(x)
+    def log_prob(self, x: torch.Tensor, z: torch.Tensor | None = None, *, params=None, check: bool = True) -> torch.Tensor:
+        """Inputs: x (B, D) in [0, 1]; z (..., B, M) or params=logits (..., B, D). Returns: (..., B).
+
+        ``check`` (default True) verifies that x is finite and in [0, 1]; False skips it."""
+        self._check_x(x, check)
+        if check and bool(((x < 0) | (x > 1)).any()):
+            raise ValueError("x must lie in [0, 1] for the Bernoulli likelihood (use scale='unit' data)")
         logits = self._params(z, params)
         x = x.to(logits.dtype)
         return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
@@ -348,9 +357,11 @@ class GaussianDecoder(Decoder):
         self._check_z(z)
         return self.net(z)
 
-    def log_prob(self, x: torch.Tensor, z: torch.Tensor | None = None, *, params=None) -> torch.Tensor:
-        """Inputs: x (B, D); z (..., B, M) or params=mean (..., B, D). Returns: (..., B)."""
-        self._check_x(x)
+    def log_prob(self, x: torch.Tensor, z: torch.Tensor | None = None, *, params=None, check: bool = True) -> torch.Tensor:
+        """Inputs: x (B, D); z (..., B, M) or params=mean (..., B, D). Returns: (..., B).
+
+        ``check`` (default True) verifies that x is finite; False skips it."""
+        self._check_x(x, check)
         mean = self._params(z, params)
         return log_normal_diag(x.to(mean.dtype), mean, self.log_var_x.expand_as(mean))
 
@@ -384,8 +395,10 @@ class CategoricalDecoder(Decoder):
         h = self.net(z)  # (..., D * L)
         return h.reshape(*h.shape[:-1], self.D, self.L)  # (..., D, L): pixel d's L logits
 
-    def _levels(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_x(x)
+    def _levels(self, x: torch.Tensor, check: bool = True) -> torch.Tensor:
+        self._check_x(x, check)
+        if not check:
+            return x.long()
         if x.is_floating_point() and bool((x != torch.round(x)).any()):
             raise ValueError("x must hold integer levels 0..L-1 for the categorical likelihood, got non-integers")
         xl = x.long()
@@ -393,9 +406,11 @@ class CategoricalDecoder(Decoder):
             raise ValueError(f"x must hold integer levels in 0..{self.L - 1}, got values in {int(xl.min())}..{int(xl.max())}")
         return xl
 
-    def log_prob(self, x: torch.Tensor, z: torch.Tensor | None = None, *, params=None) -> torch.Tensor:
-        """Inputs: x (B, D) integer levels; z (..., B, M) or params=logits (..., B, D, L). Returns: (..., B)."""
-        xl = self._levels(x)
+    def log_prob(self, x: torch.Tensor, z: torch.Tensor | None = None, *, params=None, check: bool = True) -> torch.Tensor:
+        """Inputs: x (B, D) integer levels; z (..., B, M) or params=logits (..., B, D, L). Returns: (..., B).
+
+        ``check`` (default True) verifies that x holds whole numbers in 0..L-1; False skips it."""
+        xl = self._levels(x, check)
         logits = self._params(z, params)
         log_p = torch.log_softmax(logits, dim=-1)  # (..., B, D, L)
         idx = xl.expand(log_p.shape[:-1]).unsqueeze(-1)  # (..., B, D, 1)
@@ -480,21 +495,71 @@ class VAE(nn.Module):
     def dtype(self) -> torch.dtype:
         return next(self.parameters()).dtype
 
-    def _as_x(self, x) -> torch.Tensor:
+    def _x_form(self, x, name: str = "x") -> torch.Tensor:
+        """The cheap part of the input checks: type, shape (B, D) with B >= 1, dtype; no look at
+        the values, so no host-device synchronisation. Returns x on the model's device, as floats
+        of the model's dtype (integer levels stay integers for the categorical likelihood)."""
+        D = self.config.D
         if isinstance(x, np.ndarray):
+            if x.dtype == object or x.dtype.kind not in "biuf":
+                raise TypeError(f"{name} must be a numeric array of shape (N, D={D}), got an array of dtype {x.dtype}")
             x = torch.from_numpy(x)
         if not torch.is_tensor(x):
-            raise TypeError(f"x must be a torch.Tensor or numpy array of shape (B, D), got {type(x).__name__}")
-        if x.dim() != 2 or x.shape[1] != self.config.D:
-            raise ValueError(f"x must have shape (B, D={self.config.D}), got {tuple(x.shape)}")
+            raise TypeError(f"{name} must be a torch.Tensor or numpy array of shape (N, D={D}), got {type(x).__name__}")
+        if x.is_complex():
+            raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
+        if x.dim() != 2 or x.shape[1] != D:
+            raise ValueError(f"{name} must have shape (N, D={D}), got {tuple(x.shape)}")
+        if x.shape[0] == 0:
+            raise ValueError(f"{name} must hold at least one row (N >= 1), got an empty batch of shape {tuple(x.shape)}")
         x = x.to(self.device)
-        if self.config.likelihood == "categorical":
-            self.decoder._levels(x)  # validates integer levels in 0..L-1
-        elif not x.is_floating_point():
+        if self.config.likelihood != "categorical" or x.dtype == torch.bool or x.is_floating_point():
             x = x.to(self.dtype)
-        if self.config.likelihood == "bernoulli" and bool(((x < 0) | (x > 1)).any()):
-            raise ValueError("x must lie in [0, 1] for the Bernoulli likelihood (use scale='unit' data)")
         return x
+
+    def _check_values(self, x: torch.Tensor, name: str) -> None:
+        """The data-dependent checks (one host-device synchronisation): finite, and in the range
+        or on the levels that the likelihood models."""
+        c = self.config
+        bad = ~torch.isfinite(x) if x.is_floating_point() else torch.zeros_like(x, dtype=torch.bool)
+        if c.likelihood == "bernoulli":
+            out = (x < 0) | (x > 1)
+        elif c.likelihood == "categorical":
+            out = (x < 0) | (x > c.n_levels - 1)
+            if x.is_floating_point():
+                out = out | (x != torch.round(x))
+        else:
+            out = torch.zeros_like(bad)
+        n_bad, n_out = (int(v) for v in torch.stack([bad.sum(), (out & ~bad).sum()]).tolist())
+        if n_bad:
+            raise ValueError(f"{name} must be finite, got {n_bad} NaN or infinite value(s)")
+        if n_out and c.likelihood == "bernoulli":
+            raise ValueError(
+                f"{name} must lie in [0, 1] for the Bernoulli likelihood (use scale='unit' data), "
+                f"got values in [{float(x.min()):g}, {float(x.max()):g}]"
+            )
+        if n_out:
+            raise ValueError(
+                f"{name} must hold integer levels 0..{c.n_levels - 1} (whole numbers) for the categorical likelihood "
+                f"(use scale='raw' data), got {n_out} value(s) that are not; values in [{float(x.min()):g}, {float(x.max()):g}]"
+            )
+
+    def check_data(self, x, name: str = "x") -> torch.Tensor:
+        """Validate a whole data set once and return it in the form ``forward`` expects.
+
+        Checks: a torch.Tensor or numpy array of real numbers, shape (N, D) with N >= 1, finite,
+        and in the likelihood's range: [0, 1] for "bernoulli", whole numbers 0..L-1 for
+        "categorical", any real for "gaussian". Raises TypeError / ValueError naming ``name``.
+        Returns: x (N, D) on the model's device, as floats of the model's dtype (an integer tensor
+        of levels stays integer for "categorical"). After this, ``forward(batch, check=False)``
+        on slices of the result needs no further data-dependent checks.
+        """
+        x = self._x_form(x, name)
+        self._check_values(x, name)
+        return x
+
+    def _as_x(self, x, name: str = "x") -> torch.Tensor:
+        return self.check_data(x, name)
 
     def encoder_input(self, x: torch.Tensor) -> torch.Tensor:
         """What the encoder sees: x as floats; for the categorical likelihood x / (L - 1) in [0, 1].
@@ -514,7 +579,7 @@ class VAE(nn.Module):
 
     def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x|z) summed over D. Inputs: x (B, D), z (..., B, M). Returns: (..., B)."""
-        return self.decoder.log_prob(self._as_x(x), z)
+        return self.decoder.log_prob(self._as_x(x), z, check=False)
 
     def kl(self, mu_z: torch.Tensor, log_var: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         """KL(q(z|x) || p(z)): analytic when the prior has a closed form, else log q(z) - log p(z) at z.
@@ -529,18 +594,22 @@ class VAE(nn.Module):
         mc = self.encoder.log_prob(z, mu_z, log_var) - self.prior.log_prob(z)  # (..., B)
         return mc.reshape(-1, mu_z.shape[0]).mean(0)  # (B,)
 
-    def forward(self, x, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, x, generator: torch.Generator | None = None, *, check: bool = True) -> dict[str, torch.Tensor]:
         """The ELBO with one reparameterized sample (lecture: "a single sample").
 
             ELBO(x) = log p(x | z) - KL(q(z|x) || p(z)),   z = mu_z + sigma * eps
 
-        Inputs: x (B, D) (see the module docstring for its form per likelihood).
+        Inputs: x (B, D) (see the module docstring for its form per likelihood), B >= 1;
+            check: True (default) validates the values as :meth:`check_data` does (finite, in
+            the likelihood's range), which reads the batch on the host; False checks only type
+            and shape, with no data-dependent reduction: for batches of a data set already
+            validated once with :meth:`check_data` (what the trainer does).
         Returns: dict with "loss" (scalar), "elbo", "re", "kl" (B,) each.
         """
-        x = self._as_x(x)
+        x = self.check_data(x) if check else self._x_form(x)
         mu_z, log_var = self.encoder(self.encoder_input(x))  # q(z|x)      (B, M) each
         z = reparameterize(mu_z, log_var, generator=generator)  # z ~ q(z|x)  (B, M)
-        re = self.decoder.log_prob(x, z)  # E_q log p(x|z), one sample        (B,)
+        re = self.decoder.log_prob(x, z, check=False)  # E_q log p(x|z), one sample  (B,)
         kl = self.kl(mu_z, log_var, z)  # KL(q(z|x) || p(z))                  (B,)
         elbo = re - kl
         loss = -(re - self.config.beta * self.kl_weight * kl).mean()
@@ -555,7 +624,10 @@ class VAE(nn.Module):
 
         x = self._as_x(x)
         mu_z, log_var = self.encoder(self.encoder_input(x))
-        return elbo_terms(x, mu_z, log_var, self.decoder.log_prob, self.prior, K=K, analytic_kl=analytic_kl, generator=generator)
+        return elbo_terms(
+            x, mu_z, log_var, lambda x_, z_: self.decoder.log_prob(x_, z_, check=False), self.prior,
+            K=K, analytic_kl=analytic_kl, generator=generator,
+        )
 
     def log_px(self, x, K: int = 1000, chunk: int = 100, batch_size: int | None = 256, generator=None) -> torch.Tensor:
         """Importance-sampling estimate of log p(x) (see :func:`lvmlib.variational.log_px_importance`).
@@ -564,6 +636,7 @@ class VAE(nn.Module):
         """
         from lvmlib.variational import log_px_importance
 
+        x = self.check_data(x)  # once for all batches; encode/log_px_given_z check each batch again (cheap)
         return log_px_importance(self, x, K=K, chunk=chunk, batch_size=batch_size, generator=generator)
 
     @torch.no_grad()

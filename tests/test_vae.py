@@ -362,3 +362,98 @@ def test_vae_state_dict_round_trip_with_weights_only(tmp_path):
     x = torch.rand(4, 6)
     torch.testing.assert_close(back.encode(x), vae.encode(x))
     torch.testing.assert_close(back.decoder.log_var_x, torch.full((6,), -1.0))
+
+
+# ----------------------------------------------------------------------------- validation: check_data, check=
+class _NoHostReads:
+    """Makes every read of a tensor's values on the host (bool(), item(), int(), float(), tolist(),
+    numpy()) raise, as a stand-in for a host-device synchronisation on a GPU."""
+
+    def __init__(self, monkeypatch):
+        def refuse(self, *args, **kwargs):
+            raise AssertionError("a tensor's value was read on the host")
+
+        for attr in ("__bool__", "item", "__int__", "__float__", "__index__", "tolist", "numpy"):
+            monkeypatch.setattr(torch.Tensor, attr, refuse)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "categorical"])
+def test_check_data_returns_what_forward_expects(likelihood):
+    vae = VAE(small_config(likelihood=likelihood, n_levels=5))
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 5, (7, 6), generator=g) if likelihood == "categorical" else torch.rand(7, 6, generator=g, dtype=DT)
+    xc = vae.check_data(x.numpy())
+    assert xc.shape == (7, 6) and xc.device == vae.device
+    assert xc.dtype == (torch.int64 if likelihood == "categorical" else vae.dtype)
+    torch.testing.assert_close(xc.to(DT), x.to(DT), rtol=1e-6, atol=1e-7)
+    # the checked data gives the same loss with and without per-batch checks
+    a = vae(xc, generator=torch.Generator().manual_seed(1), check=False)
+    b = vae(xc, generator=torch.Generator().manual_seed(1), check=True)
+    for k in ("loss", "elbo", "re", "kl"):
+        torch.testing.assert_close(a[k], b[k])
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "categorical"])
+def test_forward_check_false_reads_no_values_on_the_host(likelihood, monkeypatch):
+    vae = VAE(small_config(likelihood=likelihood, n_levels=5))
+    x = vae.check_data(torch.randint(0, 2, (4, 6)))
+    _NoHostReads(monkeypatch)
+    out = vae(x, check=False)  # would raise on any bool()/item()/tolist() of a tensor
+    assert out["elbo"].shape == (4,)
+    with pytest.raises(AssertionError, match="read on the host"):
+        vae(x, check=True)  # the check=True path does look at the values (the test's own control)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_forward_check_false_does_not_synchronise_on_cuda():
+    vae = VAE(small_config(device="cuda"))
+    x = vae.check_data(torch.rand(8, 6))
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        vae(x, check=False)["loss"].backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.parametrize(
+    "likelihood, x, match",
+    [
+        ("bernoulli", torch.tensor([[0.5, float("nan"), 0, 1, 0, 1]]), r"x must be finite, got 1 NaN"),
+        ("gaussian", torch.tensor([[0.5, float("inf"), 0, 1, 0, 1]]), r"x must be finite, got 1 NaN or infinite"),
+        ("categorical", torch.tensor([[0.5, 1, 0, 1, 0, 1]]), r"x must hold integer levels 0\.\.4 \(whole numbers\)"),
+        ("categorical", torch.tensor([[-1, 1, 0, 1, 0, 1]]), r"x must hold integer levels 0\.\.4"),
+        ("bernoulli", torch.tensor([[-0.1, 1, 0, 1, 0, 1]]), r"x must lie in \[0, 1\].*got values in \[-0\.1, 1\]"),
+    ],
+)
+def test_forward_check_true_refuses_bad_values(likelihood, x, match):
+    vae = VAE(small_config(likelihood=likelihood, n_levels=5))
+    for call in (vae.check_data, vae, vae.elbo, vae.encode, vae.reconstruct, lambda v: vae.log_px(v, K=2)):
+        with pytest.raises(ValueError, match=match):
+            call(x)
+
+
+def test_forward_check_false_skips_only_the_value_checks():
+    vae = VAE(small_config(likelihood="bernoulli"))
+    x = torch.rand(3, 6)
+    x[0, 0] = float("nan")
+    # documented: check=False trusts the values (they were validated once with check_data) ...
+    assert torch.isnan(vae(x, check=False)["loss"])
+    # ... but the cheap structural checks stay
+    with pytest.raises(ValueError, match=r"x must hold at least one row \(N >= 1\)"):
+        vae(torch.zeros(0, 6), check=False)
+    with pytest.raises(ValueError, match=r"x must have shape \(N, D=6\)"):
+        vae(torch.zeros(3, 5), check=False)
+    with pytest.raises(TypeError, match="x must be a torch.Tensor or numpy array"):
+        vae([[0.0] * 6], check=False)
+
+
+def test_check_data_names_the_argument():
+    vae = VAE(small_config())
+    with pytest.raises(ValueError, match=r"x_val must hold at least one row"):
+        vae.check_data(torch.zeros(0, 6), name="x_val")
+    with pytest.raises(ValueError, match=r"x_train must be finite"):
+        vae.check_data(torch.full((2, 6), float("nan")), name="x_train")
+    with pytest.raises(TypeError, match=r"x_train must hold real numbers"):
+        vae.check_data(torch.zeros(2, 6, dtype=torch.complex64), name="x_train")
+    with pytest.raises(TypeError, match=r"x must be a numeric array.*dtype object"):
+        vae.check_data(np.array([[None] * 6]))
