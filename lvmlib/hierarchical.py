@@ -104,7 +104,7 @@ class HierarchicalVAE(VAE):
         mu_2, lv_2 = self.encoder_top(z1)  # q(z2|z1)                       (..., M2)
         z2 = reparameterize(mu_2, lv_2, generator=generator)  # z2 ~ q(z2|z1)
         mu_p, lv_p = self.conditional_prior(z2)  # p(z1|z2)                  (..., M)
-        re = self.decoder.log_prob(x, z1)  # log p(x|z1)
+        re = self.decoder.log_prob(x, z1, check=False)  # log p(x|z1)
         kl_z1 = log_normal_diag(z1, mu_1, lv_1) - log_normal_diag(z1, mu_p, lv_p)
         kl_z2 = self._kl_top(z1, mu_2, lv_2, z2)
         return {"re": re, "kl_z1": kl_z1, "kl_z2": kl_z2}
@@ -112,11 +112,11 @@ class HierarchicalVAE(VAE):
     def forward(self, x, generator: torch.Generator | None = None, *, check: bool = True) -> dict[str, torch.Tensor]:
         """The ELBO with one sample of (z1, z2) ~ q, its named terms and the loss.
 
-        Inputs: x (B, D) in the form the likelihood models. ``check`` is accepted for the
-        trainer's sake; x is always validated here.
+        Inputs: x (B, D) in the form the likelihood models; check: as :meth:`VAE.forward`
+        (False: only type and shape, for batches of data validated once with ``check_data``).
         Returns: {"loss": scalar, "elbo", "re", "kl", "kl_z1", "kl_z2": (B,) each}.
         """
-        x = self._as_x(x)
+        x = self.check_data(x) if check else self._x_form(x)
         t = self._terms(x, None, generator)
         kl = t["kl_z1"] + t["kl_z2"]
         loss = -(t["re"] - self.config.beta * self.kl_weight * kl).mean()
@@ -151,7 +151,7 @@ class HierarchicalVAE(VAE):
         mu_2, lv_2 = self.encoder_top(z1)
         z2 = reparameterize(mu_2, lv_2, generator=generator)
         mu_p, lv_p = self.conditional_prior(z2)
-        log_p = self.decoder.log_prob(x, z1) + log_normal_diag(z1, mu_p, lv_p) + self.prior.log_prob(z2)
+        log_p = self.decoder.log_prob(x, z1, check=False) + log_normal_diag(z1, mu_p, lv_p) + self.prior.log_prob(z2)
         log_q = log_normal_diag(z1, mu_1, lv_1) + log_normal_diag(z2, mu_2, lv_2)
         return log_p - log_q
 

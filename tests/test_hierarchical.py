@@ -194,3 +194,28 @@ def test_checkpoints_resume_exactly(tmp_path, prior):
         assert torch.equal(v, resumed.state_dict()[k]), k
     ck = load_checkpoint(path)
     assert ck["model_class"] == "HierarchicalVAE" and ck["model_config"]["M2"] == 2
+
+
+def test_command_line_trains_resumes_and_reloads_the_new_models(tmp_path, capsys):
+    from lvmlib.training import load_vae, main
+
+    out = tmp_path / "run"
+    common = ["--dataset", "digits", "--latent", "4", "--hidden", "16", "--layers", "1", "--no-progress",
+              "--eval-samples", "5", "--out", str(out), "--prior", "vamp", "--components", "5", "--hierarchical",
+              "--latent-top", "3", "--warmup", "2", "--patience", "50"]
+    assert main(common + ["--epochs", "2"]) == 0
+    first = load_checkpoint(out / "checkpoint.pt")
+    assert first["model_class"] == "HierarchicalVAE" and first["epoch"] == 2
+    assert first["model_config"]["prior"] == "vamp" and first["model_config"]["M2"] == 3
+    assert main(common + ["--epochs", "3", "--resume"]) == 0
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 3
+    model = load_vae(out / "checkpoint.pt")
+    assert isinstance(model, HierarchicalVAE) and isinstance(model.prior, VampPrior)
+    assert model.prior.pseudo_inputs.shape == (5, 64)
+    # the pseudo-inputs started as training images (x / 16), not as noise in [0, 1]
+    summary = __import__("json").loads((out / "summary.json").read_text())
+    assert math.isfinite(summary["test_neg_log_px"]) and summary["test_neg_log_px"] > 0
+    mog = tmp_path / "mog"
+    assert main(["--dataset", "digits", "--latent", "4", "--hidden", "16", "--layers", "1", "--no-progress",
+                 "--eval-samples", "5", "--out", str(mog), "--prior", "mog", "--components", "3", "--epochs", "2"]) == 0
+    assert isinstance(load_vae(mog / "checkpoint.pt").prior, MixtureOfGaussiansPrior)
