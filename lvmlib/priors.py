@@ -10,18 +10,40 @@ the ELBO estimators in :mod:`lvmlib.variational` never need to know which one th
   closed form exists (``supports_analytic_kl``); otherwise the ELBO falls back to a Monte
   Carlo estimate log q(z|x) - log p(z).
 
-A mixture of Gaussians and the VampPrior (lecture: "VampPrior") subclass :class:`Prior`.
+The lecture warns that a standard normal prior is a weak marginal: the aggregate posterior
+q(z) = 1/N sum_n q(z|x_n) of a trained encoder does not fill N(0, I), so samples from regions the
+prior likes but no data point maps to decode to non-digits, and the KL term pulls every q(z|x)
+towards a target the data do not follow. Two learnable priors fix this:
+
+- :class:`MixtureOfGaussiansPrior`: p(z) = sum_k w_k N(z | m_k, diag(exp(lv_k))), with
+  learnable means, log-variances and mixing weights w = softmax(logits);
+- :class:`VampPrior` (Tomczak & Welling 2018): p(z) = 1/K sum_k q(z | u_k), the encoder's
+  posteriors at K learnable pseudo-inputs u_k, initialised from training data. It is the
+  aggregate posterior of K "pseudo data points", so it follows the data by construction.
+
+Both are mixtures of FULL M-dimensional component densities:
+
+    log p(z) = logsumexp_k [ log w_k + sum_m log N(z_m | m_km, exp(lv_km)) ],
+
+i.e. the sum over dimensions comes before the logsumexp over components (a mixture per
+dimension, logsumexp over k for each m separately and then a sum over m, is a different and
+wrong density: its components mix independently across dimensions). Neither has a closed-form
+KL to a Gaussian q(z|x), so the ELBO uses the Monte Carlo estimate log q(z|x) - log p(z) at
+z ~ q(z|x) (``VAE.kl`` chooses it automatically).
 """
 
 from __future__ import annotations
+
+import math
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from lvmlib.gaussian import kl_normal_diag, log_normal_standard
+from lvmlib.gaussian import kl_normal_diag, log_normal_diag, log_normal_standard
 
-__all__ = ["Prior", "StandardNormalPrior", "make_prior"]
+__all__ = ["Prior", "StandardNormalPrior", "MixtureOfGaussiansPrior", "VampPrior", "mixture_log_prob", "make_prior"]
 
 
 def _check_M(M) -> int:
@@ -134,11 +156,146 @@ class StandardNormalPrior(Prior):
         return f"M={self.M}"
 
 
-_PRIORS = {"standard_normal": StandardNormalPrior}
+def _check_K(K, name: str = "n_components") -> int:
+    if isinstance(K, bool) or not isinstance(K, (int, np.integer)) or K < 1:
+        raise ValueError(f"{name} (the number of mixture components) must be a positive integer, got {K!r}")
+    return int(K)
 
 
-def make_prior(name: str, M: int) -> Prior:
-    """The prior called ``name`` over M latent dimensions (``"standard_normal"``)."""
+def mixture_log_prob(z: torch.Tensor, means: torch.Tensor, log_vars: torch.Tensor, log_weights: torch.Tensor) -> torch.Tensor:
+    """log sum_k w_k N(z | m_k, diag(exp(lv_k))) for diagonal Gaussian components.
+
+        log p(z) = logsumexp_k [ log w_k + sum_m log N(z_m | m_km, exp(lv_km)) ]
+
+    The component densities are summed over the M dimensions first (each component is one
+    M-dimensional Gaussian), then combined over components with logsumexp.
+    Inputs: z (..., M); means, log_vars (K, M); log_weights (K,) (log w_k, logsumexp 0).
+    Returns: (...,).
+    """
+    log_comp = log_normal_diag(z.unsqueeze(-2), means, log_vars)  # (..., K): log N(z | m_k, S_k)
+    return torch.logsumexp(log_comp + log_weights, dim=-1)  # (...,)
+
+
+def _sample_mixture(n, means, log_vars, log_weights, generator):
+    """k ~ Cat(w), z = m_k + exp(0.5 lv_k) * eps. Returns (n, M)."""
+    k = torch.multinomial(torch.exp(log_weights), n, replacement=True, generator=generator)  # (n,)
+    eps = torch.randn(n, means.shape[-1], device=means.device, dtype=means.dtype, generator=generator)
+    return means[k] + torch.exp(0.5 * log_vars[k]) * eps
+
+
+class MixtureOfGaussiansPrior(Prior):
+    """p(z) = sum_k w_k N(z | m_k, diag(exp(lv_k))), everything learnable.
+
+    Parameters: ``means`` (K, M), initialised N(0, I); ``log_vars`` (K, M), initialised 0;
+    ``logits`` (K,), initialised 0 (uniform weights), w = softmax(logits).
+    log p(z): :func:`mixture_log_prob`. No closed-form KL (Monte Carlo in the ELBO).
+    """
+
+    def __init__(self, M: int, n_components: int = 16):
+        super().__init__(M)
+        self.K = _check_K(n_components)
+        self.means = nn.Parameter(torch.randn(self.K, self.M))
+        self.log_vars = nn.Parameter(torch.zeros(self.K, self.M))
+        self.logits = nn.Parameter(torch.zeros(self.K))
+
+    def components(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The mixture's (means (K, M), log_vars (K, M), weights (K,))."""
+        return self.means, self.log_vars, torch.softmax(self.logits, dim=0)
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z). Inputs: z (..., M). Returns: (...,)."""
+        z = self._check_z(z)
+        return mixture_log_prob(z, self.means, self.log_vars, torch.log_softmax(self.logits, dim=0))
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """k ~ Cat(w), z ~ N(m_k, diag(exp(lv_k))). Inputs: n. Returns: (n, M)."""
+        n = self._check_n(n)
+        with torch.no_grad():
+            return _sample_mixture(n, self.means, self.log_vars, torch.log_softmax(self.logits, 0), generator)
+
+    def extra_repr(self) -> str:
+        return f"M={self.M}, n_components={self.K}"
+
+
+class VampPrior(Prior):
+    """The VampPrior (Tomczak & Welling 2018): p(z) = 1/K sum_k q(z | u_k).
+
+    The K pseudo-inputs u_k (``pseudo_inputs``, (K, D), learnable) live where the ENCODER's
+    input lives (for the categorical VAE: x / (L - 1) in [0, 1]); ``encoder(u)`` maps them to
+    the components' (mu, log_var), so the prior moves with the encoder during training:
+
+        log p(z) = logsumexp_k [ log N(z | mu(u_k), diag(exp(lv(u_k)))) ] - log K.
+
+    The encoder is held as a plain callable, not as a sub-module: the VAE owns the encoder and
+    the prior side by side, the prior's state_dict holds only its pseudo-inputs, and no module
+    contains itself. Initialise the pseudo-inputs from training data with
+    :meth:`init_pseudo_inputs` (``VAE.init_prior(x_train)`` does it); they start as uniform
+    noise in [0, 1] otherwise.
+    """
+
+    def __init__(self, M: int, D: int, encoder: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], n_components: int = 16):
+        super().__init__(M)
+        self.K = _check_K(n_components)
+        if isinstance(D, bool) or not isinstance(D, int) or D < 1:
+            raise ValueError(f"D (the encoder's input dimension) must be a positive integer, got {D!r}")
+        if not callable(encoder):
+            raise TypeError(f"encoder must be a callable u (K, D) -> (mu_z, log_var) (K, M), got {type(encoder).__name__}")
+        self.D = D
+        self.pseudo_inputs = nn.Parameter(torch.rand(self.K, D))
+        object.__setattr__(self, "encoder", encoder)  # a reference, not a registered sub-module
+
+    @torch.no_grad()
+    def init_pseudo_inputs(self, u: torch.Tensor) -> None:
+        """Set the pseudo-inputs to ``u`` (K, D), already in the encoder's input form."""
+        if not torch.is_tensor(u) or u.shape != (self.K, self.D):
+            shape = tuple(u.shape) if torch.is_tensor(u) else type(u).__name__
+            raise ValueError(f"u must be a tensor of shape (n_components, D) = {(self.K, self.D)}, got {shape}")
+        if not bool(torch.isfinite(u).all()):
+            raise ValueError("u (the pseudo-inputs) must be finite")
+        self.pseudo_inputs.copy_(u.to(self.pseudo_inputs))
+
+    def components(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(means (K, M), log_vars (K, M), weights (K,) = 1/K): q(z | u_k) for every k."""
+        mu, log_var = self.encoder(self.pseudo_inputs)
+        if mu.shape != (self.K, self.M) or log_var.shape != (self.K, self.M):
+            raise ValueError(f"the encoder must map (K, D) pseudo-inputs to (K, M={self.M}) means and log-variances, "
+                             f"got {tuple(mu.shape)} and {tuple(log_var.shape)}")
+        return mu, log_var, torch.full((self.K,), 1.0 / self.K, device=mu.device, dtype=mu.dtype)
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) = logsumexp_k log q(z | u_k) - log K. Inputs: z (..., M). Returns: (...,)."""
+        z = self._check_z(z)
+        mu, log_var, _ = self.components()
+        log_w = torch.full((self.K,), -math.log(self.K), device=mu.device, dtype=mu.dtype)
+        return mixture_log_prob(z, mu, log_var, log_w)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """k uniform in 1..K, z ~ q(z | u_k). Inputs: n. Returns: (n, M)."""
+        n = self._check_n(n)
+        with torch.no_grad():
+            mu, log_var, w = self.components()
+            return _sample_mixture(n, mu, log_var, torch.log(w), generator)
+
+    def extra_repr(self) -> str:
+        return f"M={self.M}, D={self.D}, n_components={self.K}"
+
+
+_PRIORS = {"standard_normal": StandardNormalPrior, "mog": MixtureOfGaussiansPrior, "vamp": VampPrior}
+
+
+def make_prior(name: str, M: int, *, n_components: int = 16, D: int | None = None, encoder=None) -> Prior:
+    """The prior called ``name`` over M latent dimensions.
+
+    ``"standard_normal"``: N(0, I); ``"mog"``: a mixture of ``n_components`` Gaussians;
+    ``"vamp"``: the VampPrior with ``n_components`` pseudo-inputs of dimension D, mapped by
+    ``encoder`` (a callable u -> (mu_z, log_var)).
+    """
     if not isinstance(name, str) or name not in _PRIORS:
         raise ValueError(f"prior must be one of {sorted(_PRIORS)}, got {name!r}")
+    if name == "mog":
+        return MixtureOfGaussiansPrior(M, n_components)
+    if name == "vamp":
+        if D is None or encoder is None:
+            raise ValueError("the VampPrior needs D (the encoder's input dimension) and the encoder")
+        return VampPrior(M, D, encoder, n_components)
     return _PRIORS[name](M)

@@ -63,7 +63,7 @@ __all__ = [
 LIKELIHOODS = ("bernoulli", "gaussian", "categorical")
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh, "elu": nn.ELU}
 VARIANCES = ("fixed", "learned")
-PRIORS = ("standard_normal",)
+PRIORS = ("standard_normal", "mog", "vamp")
 
 
 def _is_int(v) -> bool:
@@ -104,7 +104,10 @@ class VAEConfig:
             independent of z, initialised at log ``sigma2``).
         sigma2: the Gaussian decoder's (initial) variance, > 0.
         beta: weight of the KL term in the loss (1 = the ELBO; beta-VAE otherwise), >= 0.
-        prior: "standard_normal" (p(z) = N(0, I)).
+        prior: "standard_normal" (p(z) = N(0, I)), "mog" (a learnable mixture of Gaussians) or
+            "vamp" (the VampPrior, a mixture of the encoder's posteriors at learnable
+            pseudo-inputs; initialise them from training data with ``VAE.init_prior``).
+        n_components: mixture components of "mog" / pseudo-inputs of "vamp" (>= 1).
         device: "auto", "cpu", "cuda", "cuda:N"; the VAE moves itself there when built.
     """
 
@@ -120,6 +123,7 @@ class VAEConfig:
     beta: float = 1.0
     prior: str = "standard_normal"
     device: str = "auto"
+    n_components: int = 16
 
     def __post_init__(self):
         for name in ("D", "M", "H"):
@@ -144,6 +148,8 @@ class VAEConfig:
             raise ValueError(f"VAEConfig.beta must be a finite number >= 0, got {self.beta!r}")
         if self.prior not in PRIORS:
             raise ValueError(f"VAEConfig.prior must be one of {list(PRIORS)}, got {self.prior!r}")
+        if not _is_int(self.n_components) or self.n_components < 1:
+            raise ValueError(f"VAEConfig.n_components must be a positive integer, got {self.n_components!r}")
         if not isinstance(self.device, str):
             raise TypeError(f"VAEConfig.device must be a string such as 'auto' or 'cpu', got {self.device!r}")
         # NumPy numbers become Python numbers, so that the config is plain data (JSON, checkpoints)
@@ -495,7 +501,10 @@ class VAE(nn.Module):
         "re":   (B,) log p(x|z) at one z ~ q(z|x) (the reconstruction term; a log-likelihood),
         "kl":   (B,) KL(q(z|x) || p(z)), analytic for the standard normal prior, else single-sample MC,
         "elbo": (B,) re - kl,
-        "loss": scalar, -(re - beta * kl).mean(), what the optimiser minimises.
+        "loss": scalar, -(re - beta * kl_weight * kl).mean(), what the optimiser minimises.
+
+    ``kl_weight`` (a plain float attribute, 1.0 by default) multiplies beta in the loss; a
+    trainer's KL warm-up sets it (0 -> 1 over the first epochs). It never enters "elbo".
     """
 
     def __init__(self, config: VAEConfig):
@@ -506,8 +515,25 @@ class VAE(nn.Module):
         c = config
         self.encoder = Encoder(c.D, c.M, c.H, c.n_hidden_layers, c.activation)
         self.decoder = make_decoder(c)
-        self.prior: Prior = make_prior(c.prior, c.M)
+        # the VampPrior maps its pseudo-inputs through this encoder (held as a reference)
+        self.prior: Prior = make_prior(c.prior, c.M, n_components=c.n_components, D=c.D, encoder=self.encoder)
+        self.kl_weight = 1.0
         self.to(get_device(c.device))
+
+    @torch.no_grad()
+    def init_prior(self, x, generator: torch.Generator | None = None) -> None:
+        """Initialise a data-dependent prior from training data x (N, D): the VampPrior's
+        pseudo-inputs become the encoder inputs of n_components rows of x drawn without
+        replacement (with replacement when N < n_components). Other priors: nothing to do.
+        """
+        if self.config.prior != "vamp":
+            return
+        x = self._as_x(x)
+        K, N = self.config.n_components, x.shape[0]
+        g = generator if generator is not None else torch.Generator().manual_seed(0)
+        gen_device = g.device
+        idx = torch.randperm(N, generator=g, device=gen_device)[:K] if N >= K else torch.randint(0, N, (K,), generator=g, device=gen_device)
+        self.prior.init_pseudo_inputs(self.encoder_input(x[idx.to(x.device)]))
 
     # -- helpers ---------------------------------------------------------------------
     @property
@@ -645,7 +671,7 @@ class VAE(nn.Module):
         re = self.decoder.log_prob(x, z, check=False)  # E_q log p(x|z), one sample  (B,)
         kl = self.kl(mu_z, log_var, z)  # KL(q(z|x) || p(z))                  (B,)
         elbo = re - kl
-        loss = -(re - self.config.beta * kl).mean()
+        loss = -(re - self.config.beta * self.kl_weight * kl).mean()
         return {"loss": loss, "elbo": elbo, "re": re, "kl": kl}
 
     def elbo(self, x, K: int = 1, analytic_kl: bool = True, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:

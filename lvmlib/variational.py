@@ -239,6 +239,9 @@ def log_px_importance(
     memory grows like chunk * batch_size * D (times L for the categorical likelihood), not K;
     the chunks are combined exactly with logsumexp. Runs without gradients, on the model's device.
 
+    A model with more than one latent level (:class:`lvmlib.hierarchical.HierarchicalVAE`)
+    provides its own ``log_importance_weights(x, K, generator)`` -> (K, B), which is used instead.
+
     Inputs: model with ``encode(x)`` -> (mu_z, log_var) (B, M), ``log_px_given_z(x, z)`` ->
         (k, B) for z (k, B, M), and ``prior`` (``log_prob``); x (N, D); K samples; chunk;
         batch_size (None = all rows at once); generator (optional, on the model's device).
@@ -265,13 +268,19 @@ def log_px_importance(
             step = N if batch_size is None else batch_size
             for start in range(0, N, step):
                 xb = x[start : start + step]
-                mu_z, log_var = model.encode(xb)  # (b, M) each
-                xb = xb.to(mu_z.device)
+                own_weights = getattr(model, "log_importance_weights", None)
+                if own_weights is None:
+                    mu_z, log_var = model.encode(xb)  # (b, M) each
+                    xb = xb.to(mu_z.device)
                 parts = []  # per chunk: logsumexp over its k samples, (b,)
                 done = 0
                 while done < K:
                     k = min(chunk, K - done)
-                    log_w = log_importance_weights(xb, mu_z, log_var, model.log_px_given_z, model.prior, K=k, generator=generator)
+                    if own_weights is not None:
+                        log_w = own_weights(xb, K=k, generator=generator)  # (k, b)
+                    else:
+                        log_w = log_importance_weights(xb, mu_z, log_var, model.log_px_given_z, model.prior, K=k,
+                                                       generator=generator)
                     parts.append(torch.logsumexp(log_w, dim=0))  # (b,)
                     done += k
                 out.append(torch.logsumexp(torch.stack(parts), dim=0) - math.log(K))  # (b,)

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from torch import nn
 from torch.distributions import Independent, Normal, kl_divergence
 
 from lvmlib.priors import Prior, StandardNormalPrior, make_prior
@@ -84,4 +85,182 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="log_var"):
         prior.analytic_kl(torch.zeros(2, 3), torch.zeros(2, 2))
     with pytest.raises(ValueError, match="prior must be one of"):
-        make_prior("vamp", 3)
+        make_prior("flow", 3)
+
+
+# ----------------------------------------------------------------------------- learnable priors
+from torch.distributions import Categorical, MixtureSameFamily  # noqa: E402
+
+from lvmlib.priors import MixtureOfGaussiansPrior, VampPrior, mixture_log_prob  # noqa: E402
+
+
+def _torch_mixture(means, log_vars, weights):
+    """The same mixture built independently: MixtureSameFamily over Independent Normals."""
+    comp = Independent(Normal(means, torch.exp(0.5 * log_vars)), 1)
+    return MixtureSameFamily(Categorical(probs=weights), comp)
+
+
+def _spread_mog(M=3, K=4, seed=0):
+    torch.manual_seed(seed)
+    prior = MixtureOfGaussiansPrior(M, K).double()
+    with torch.no_grad():
+        prior.means.mul_(2.0)
+        prior.log_vars.copy_(torch.randn(K, M, dtype=torch.float64) * 0.7)
+        prior.logits.copy_(torch.randn(K, dtype=torch.float64))
+    return prior
+
+
+def _encoder(D, M, seed=0):
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Linear(D, 8), nn.Tanh(), nn.Linear(8, 2 * M)).double()
+
+    def encode(u):
+        return torch.chunk(net(u), 2, dim=-1)
+
+    return net, encode
+
+
+def test_mog_log_prob_matches_mixture_same_family():
+    prior = _spread_mog()
+    z = 2.5 * torch.randn(7, 5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    means, log_vars, w = prior.components()
+    ref = _torch_mixture(means, log_vars, w).log_prob(z)
+    out = prior.log_prob(z)
+    assert out.shape == (7, 5)
+    torch.testing.assert_close(out, ref)
+    assert torch.allclose(w.sum(), torch.tensor(1.0, dtype=torch.float64))
+    # a mixture per dimension (logsumexp per coordinate, then a sum) is a different density
+    per_dim = torch.logsumexp(Normal(means, torch.exp(0.5 * log_vars)).log_prob(z.unsqueeze(-2)) + torch.log(w)[:, None], -2).sum(-1)
+    assert (per_dim - ref).abs().max() > 0.1
+
+
+def test_mixture_log_prob_is_stable_far_from_every_component():
+    means, log_vars = torch.zeros(2, 2, dtype=torch.float64), torch.zeros(2, 2, dtype=torch.float64)
+    z = torch.tensor([[300.0, -300.0]], dtype=torch.float64)
+    out = mixture_log_prob(z, means, log_vars, torch.log(torch.tensor([0.5, 0.5], dtype=torch.float64)))
+    torch.testing.assert_close(out, Normal(0.0, 1.0).log_prob(z.double()).sum(-1))
+
+
+def test_vamp_log_prob_matches_mixture_of_encoder_posteriors():
+    D, M, K = 5, 3, 6
+    net, encode = _encoder(D, M)
+    prior = VampPrior(M, D, encode, n_components=K).double()
+    u = torch.rand(K, D, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    prior.init_pseudo_inputs(u)
+    assert torch.equal(prior.pseudo_inputs.detach(), u)
+    z = 2.0 * torch.randn(4, 9, M, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    mu, log_var = encode(u)
+    ref = _torch_mixture(mu, log_var, torch.full((K,), 1.0 / K, dtype=torch.float64)).log_prob(z)
+    torch.testing.assert_close(prior.log_prob(z), ref)
+    # the prior's state is its pseudo-inputs alone; the encoder is not a sub-module of the prior
+    assert list(prior.state_dict()) == ["pseudo_inputs"]
+    assert [n for n, _ in prior.named_parameters()] == ["pseudo_inputs"]
+    # gradients reach both the pseudo-inputs and the encoder
+    prior.log_prob(z).sum().backward()
+    assert prior.pseudo_inputs.grad.abs().sum() > 0
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+def _histogram_check(prior, n=200_000, lim=7.0, bins=14, seed=0):
+    """Sample frequencies in a grid of 2-D cells against the integral of exp(log_prob) over each cell."""
+    z = prior.sample(n, generator=torch.Generator().manual_seed(seed)).double()
+    assert z.shape == (n, 2)
+    edges = torch.linspace(-lim, lim, bins + 1, dtype=torch.float64)
+    ix = torch.bucketize(z[:, 0].contiguous(), edges) - 1
+    iy = torch.bucketize(z[:, 1].contiguous(), edges) - 1
+    inside = (ix >= 0) & (ix < bins) & (iy >= 0) & (iy < bins)
+    counts = torch.zeros(bins, bins, dtype=torch.float64)
+    counts.index_put_((ix[inside], iy[inside]), torch.ones(int(inside.sum()), dtype=torch.float64), accumulate=True)
+    freq = counts / n
+    # midpoint rule on a fine grid: 20 x 20 points per cell
+    fine = 20
+    h = 2 * lim / (bins * fine)
+    g = torch.linspace(-lim + h / 2, lim - h / 2, bins * fine, dtype=torch.float64)
+    gx, gy = torch.meshgrid(g, g, indexing="ij")
+    with torch.no_grad():
+        dens = torch.exp(prior.log_prob(torch.stack([gx, gy], -1).to(prior.dtype)).double()) * h * h
+    prob = dens.reshape(bins, fine, bins, fine).sum((1, 3))
+    assert prob.sum() > 0.99  # the grid holds (almost) all the mass
+    sd = torch.sqrt(prob * (1 - prob) / n)
+    assert torch.all((freq - prob).abs() < 5 * sd + 2e-4), float(((freq - prob).abs() - 5 * sd).max())
+
+
+def test_mog_samples_follow_log_prob():
+    prior = _spread_mog(M=2, K=3, seed=4)
+    with torch.no_grad():
+        prior.means.clamp_(-3, 3)
+        prior.log_vars.clamp_(-1.5, 0.5)
+    _histogram_check(prior)
+
+
+def test_vamp_samples_follow_log_prob():
+    D, M, K = 4, 2, 5
+    _, encode = _encoder(D, M, seed=1)
+    prior = VampPrior(M, D, encode, n_components=K).double()
+    prior.init_pseudo_inputs(torch.rand(K, D, dtype=torch.float64, generator=torch.Generator().manual_seed(5)))
+    _histogram_check(prior)
+
+
+def test_learnable_priors_sample_shapes_and_reproducibility():
+    prior = MixtureOfGaussiansPrior(3, 5)
+    a = prior.sample(6, generator=torch.Generator().manual_seed(0))
+    b = prior.sample(6, generator=torch.Generator().manual_seed(0))
+    assert a.shape == (6, 3) and torch.equal(a, b) and not a.requires_grad
+    assert not prior.supports_analytic_kl
+    with pytest.raises(NotImplementedError, match="Monte Carlo"):
+        prior.analytic_kl(torch.zeros(1, 3), torch.zeros(1, 3))
+
+
+def test_monte_carlo_kl_converges_to_the_analytic_kl_for_the_standard_prior():
+    from lvmlib.variational import elbo_terms
+
+    prior = StandardNormalPrior(3).double()
+    g = torch.Generator().manual_seed(0)
+    mu_z = torch.randn(4, 3, dtype=torch.float64, generator=g)
+    log_var = 0.5 * torch.randn(4, 3, dtype=torch.float64, generator=g)
+    x = torch.zeros(4, 1)
+
+    def zero_lik(x, z):
+        return torch.zeros(z.shape[:2], dtype=z.dtype)
+
+    exact = prior.analytic_kl(mu_z, log_var)
+    errors = []
+    for K in (10, 1000, 100_000):
+        mc = elbo_terms(x, mu_z, log_var, zero_lik, prior, K=K, analytic_kl=False, generator=g)["kl"]
+        errors.append(float((mc - exact).abs().max()))
+    # the error of a K-sample mean shrinks like 1/sqrt(K); the per-sample sd here is below 3
+    assert errors[-1] < 5 * 3 / math.sqrt(100_000)
+    assert errors[-1] < errors[0]
+
+
+def test_factory_builds_the_learnable_priors():
+    assert isinstance(make_prior("mog", 2, n_components=3), MixtureOfGaussiansPrior)
+    _, encode = _encoder(4, 2)
+    vp = make_prior("vamp", 2, n_components=3, D=4, encoder=encode)
+    assert isinstance(vp, VampPrior) and vp.pseudo_inputs.shape == (3, 4)
+    with pytest.raises(ValueError, match="encoder"):
+        make_prior("vamp", 2)
+
+
+@pytest.mark.parametrize("K", [0, -2, 1.5, True])
+def test_bad_n_components(K):
+    with pytest.raises(ValueError, match="n_components"):
+        MixtureOfGaussiansPrior(2, K)
+    with pytest.raises(ValueError, match="n_components"):
+        VampPrior(2, 4, lambda u: (u, u), K)
+
+
+def test_vamp_bad_inputs():
+    with pytest.raises(TypeError, match="encoder"):
+        VampPrior(2, 4, None, 3)
+    with pytest.raises(ValueError, match="D"):
+        VampPrior(2, 0, lambda u: (u, u), 3)
+    _, encode = _encoder(4, 2)
+    prior = VampPrior(2, 4, encode, 3).double()
+    with pytest.raises(ValueError, match=r"\(n_components, D\)"):
+        prior.init_pseudo_inputs(torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="finite"):
+        prior.init_pseudo_inputs(torch.full((3, 4), float("nan")))
+    wrong = VampPrior(3, 4, encode, 3).double()  # the encoder gives M = 2, the prior expects 3
+    with pytest.raises(ValueError, match="M=3"):
+        wrong.log_prob(torch.zeros(1, 3, dtype=torch.float64))

@@ -43,7 +43,7 @@ def test_config_defaults_and_frozen():
     [
         ("D", 0), ("D", 2.0), ("M", -1), ("M", True), ("H", 0), ("n_hidden_layers", -1), ("n_hidden_layers", 1.5),
         ("activation", "sigmoid"), ("likelihood", "poisson"), ("n_levels", 1), ("variance", "free"),
-        ("sigma2", 0.0), ("sigma2", float("nan")), ("beta", -0.1), ("beta", float("inf")), ("prior", "vamp"),
+        ("sigma2", 0.0), ("sigma2", float("nan")), ("beta", -0.1), ("beta", float("inf")), ("prior", "flow"), ("n_components", 0),
     ],
 )
 def test_config_rejects_bad_fields_naming_them(field, value):

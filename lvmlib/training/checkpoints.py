@@ -190,10 +190,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | 
 
 
 def vae_from_state(cfg_dict: Any, state: Mapping[str, Any], where: str,
-                   map_location: str | torch.device | None = "cpu") -> nn.Module:
-    """``VAE(VAEConfig(**cfg_dict))`` with ``state`` loaded, in eval mode; errors name ``where``."""
+                   map_location: str | torch.device | None = "cpu", model_class: str | None = None) -> nn.Module:
+    """``VAE(VAEConfig(**cfg_dict))`` with ``state`` loaded, in eval mode; errors name ``where``.
+
+    ``model_class`` "HierarchicalVAE" rebuilds a ``lvmlib.hierarchical.HierarchicalVAE`` instead.
+    """
     from lvmlib.vae import VAE, VAEConfig
 
+    if model_class == "HierarchicalVAE":
+        from lvmlib.hierarchical import HierarchicalVAE as VAE, HierarchicalVAEConfig as VAEConfig  # noqa: N814
     if not cfg_dict or not isinstance(cfg_dict, Mapping):
         raise ValueError(f"{where} holds no model_config; it was not written for a VAE")
     fields = {f.name for f in dataclasses.fields(VAEConfig)}
@@ -221,14 +226,15 @@ def vae_from_state(cfg_dict: Any, state: Mapping[str, Any], where: str,
 
 
 def load_vae(path: str | os.PathLike, map_location: str | torch.device | None = "cpu", *, best: bool = True) -> nn.Module:
-    """Rebuild a ``lvmlib.vae.VAE`` from a checkpoint: ``VAE(VAEConfig(**model_config))``.
+    """Rebuild a ``lvmlib.vae.VAE`` from a checkpoint: ``VAE(VAEConfig(**model_config))``
+    (a ``lvmlib.hierarchical.HierarchicalVAE`` when the checkpoint's model_class says so).
 
     best=True loads the best weights (the ones ``train`` restored), otherwise the latest.
     The model is returned in eval mode on ``map_location``.
     """
     ckpt = load_checkpoint(path, map_location=map_location)
     state = ckpt.get("best_state") if best and ckpt.get("best_state") is not None else ckpt["model_state"]
-    return vae_from_state(ckpt.get("model_config"), state, repr(str(path)), map_location)
+    return vae_from_state(ckpt.get("model_config"), state, repr(str(path)), map_location, ckpt.get("model_class"))
 
 
 def plain_scheduler_state(scheduler: Any) -> dict | None:

@@ -96,6 +96,16 @@ def _build_parser() -> argparse.ArgumentParser:
         "(default: categorical for digits, bernoulli for mnist)",
     )
     m.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (default: 1)")
+    m.add_argument("--prior", choices=["standard_normal", "mog", "vamp"], default="standard_normal",
+                   help="p(z): N(0, I), a learnable mixture of Gaussians, or the VampPrior (pseudo-inputs "
+                   "initialised from training images) (default: standard_normal)")
+    m.add_argument("--components", type=_positive_int, default=16,
+                   help="mixture components (mog) or pseudo-inputs (vamp) (default: 16)")
+    m.add_argument("--hierarchical", action="store_true",
+                   help="a two-level hierarchical VAE p(z2) p(z1|z2) p(x|z1) (lvmlib.hierarchical); "
+                   "--latent is the size of z1, --latent-top the size of z2")
+    m.add_argument("--latent-top", type=_positive_int, default=8,
+                   help="M2, the top latent dimensions of --hierarchical (default: 8)")
     t = p.add_argument_group("training (lvmlib.training.TrainConfig)")
     t.add_argument("--epochs", type=_positive_int, default=500, help="maximum epochs (default: 500)")
     t.add_argument("--patience", type=_positive_int, default=20, help="early-stopping patience in epochs (default: 20)")
@@ -187,8 +197,16 @@ def build_model(args: argparse.Namespace, D: int, n_levels: int, device: torch.d
     """The VAE the options describe (seeded by --seed), and its configuration."""
     from lvmlib.vae import VAE, VAEConfig
 
+    extra: dict[str, Any] = {}
+    if getattr(args, "hierarchical", False):
+        from lvmlib.hierarchical import HierarchicalVAE as VAE, HierarchicalVAEConfig as VAEConfig  # noqa: N814
+
+        extra["M2"] = args.latent_top
     torch.manual_seed(args.seed)
     vcfg = VAEConfig(
+        **extra,
+        prior=getattr(args, "prior", "standard_normal"),
+        n_components=getattr(args, "components", 16),
         D=D,
         M=args.latent,
         H=args.hidden,
@@ -284,6 +302,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequen
         parser.error(f"--resume: there is no checkpoint at {ckpt_path}")
 
     model, vcfg = build_model(args, D, n_levels, device)
+    model.init_prior(x_train)  # the VampPrior's pseudo-inputs from training images (a resume overwrites them)
     if args.warmup and not hasattr(model, "kl_weight"):
         parser.error("--warmup needs a VAE whose loss has a KL weight (model.kl_weight); this VAE has none")
     tcfg = _train_config(args, device)

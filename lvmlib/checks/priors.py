@@ -1,0 +1,318 @@
+"""Checks for the exercises beyond the standard VAE (notebook 07).
+
+- ``check_mixture_log_prob``: log p(z) of a mixture of diagonal Gaussians with mixing logits,
+  a logsumexp over components of FULL component densities (:func:`lvmlib.priors.mixture_log_prob`);
+- ``check_vamp_log_prob``: the VampPrior, 1/K sum_k q(z | u_k) with the encoder at the
+  pseudo-inputs u_k (:class:`lvmlib.priors.VampPrior`);
+- ``check_kl_warmup``: the KL weight of a linear warm-up, min(1, epoch / warmup_epochs) for
+  1-based epochs (1 throughout when warmup_epochs = 0), as ``lvmlib.training`` sets it;
+- ``check_hierarchical_elbo``: the named terms of the two-level ELBO
+  (:mod:`lvmlib.hierarchical`) from the log-densities at one sample.
+
+Usage in a notebook::
+
+    from lvmlib import checks
+    mixture_log_prob = checks.priors.check_mixture_log_prob(mixture_log_prob)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from lvmlib.checks._core import Case
+from lvmlib.checks.variational import check_through, tensor_output
+from lvmlib.gaussian import log_normal_diag
+from lvmlib.priors import mixture_log_prob as _mixture
+
+__all__ = ["check_mixture_log_prob", "check_vamp_log_prob", "check_kl_warmup", "check_hierarchical_elbo"]
+
+
+def _t(rng, *shape, scale=1.0):
+    return torch.as_tensor(scale * rng.normal(size=shape), dtype=torch.float64)
+
+
+def _per_component(z, means, log_vars):
+    """log N(z_m | m_km, exp(lv_km)) per component and dimension: (B, K, M)."""
+    z = z.unsqueeze(-2)
+    return -0.5 * (math.log(2 * math.pi) + log_vars + (z - means) ** 2 * torch.exp(-log_vars))
+
+
+# ----------------------------------------------------------------------------- mixture of Gaussians
+def _mog_reference(z, means, log_vars, logits):
+    return _mixture(z, means, log_vars, torch.log_softmax(logits, dim=0))
+
+
+def _mog_cases(rng: np.random.Generator) -> Case:
+    B, K, M = int(rng.integers(3, 7)), int(rng.integers(3, 6)), int(rng.integers(2, 5))
+    means = _t(rng, K, M, scale=1.5)
+    log_vars = torch.as_tensor(rng.uniform(-1.2, 0.8, size=(K, M)), dtype=torch.float64)
+    logits = _t(rng, K, scale=1.5) + 0.7  # non-uniform weights whose logits do not sum to a log-normaliser
+    z = means[torch.as_tensor(rng.integers(0, K, size=B))] + _t(rng, B, M, scale=0.8)  # near the components
+    return Case((z, means, log_vars, logits))
+
+
+def _mog_per_dimension(z, means, log_vars, logits):
+    log_w = torch.log_softmax(logits, 0)[:, None]  # (K, 1)
+    return torch.logsumexp(_per_component(z, means, log_vars) + log_w, dim=-2).sum(-1)
+
+
+def _mog_weights_not_logged(z, means, log_vars, logits):
+    return torch.logsumexp(log_normal_diag(z.unsqueeze(-2), means, log_vars) + torch.softmax(logits, 0), dim=-1)
+
+
+def _mog_raw_logits(z, means, log_vars, logits):
+    return torch.logsumexp(log_normal_diag(z.unsqueeze(-2), means, log_vars) + logits, dim=-1)
+
+
+def _mog_no_weights(z, means, log_vars, logits):
+    return torch.logsumexp(log_normal_diag(z.unsqueeze(-2), means, log_vars), dim=-1)
+
+
+def _mog_jensen(z, means, log_vars, logits):
+    return (torch.softmax(logits, 0) * log_normal_diag(z.unsqueeze(-2), means, log_vars)).sum(-1)
+
+
+def _mog_log_std(z, means, log_vars, logits):
+    return _mixture(z, means, 2 * log_vars, torch.log_softmax(logits, 0))
+
+
+def _mog_max(z, means, log_vars, logits):
+    return (log_normal_diag(z.unsqueeze(-2), means, log_vars) + torch.log_softmax(logits, 0)).max(-1).values
+
+
+def check_mixture_log_prob(learner: Callable, *, strict: bool = False, seed: int = 0) -> Callable:
+    """Check ``mixture_log_prob(z, means, log_vars, logits)`` -> (B,):
+
+        log p(z) = logsumexp_k [ log_softmax(logits)_k + sum_m log N(z_m | means_km, exp(log_vars_km)) ]
+
+    Inputs of the learner's function: z (B, M), means and log_vars (K, M), logits (K,).
+    """
+    return check_through(
+        learner, _mog_reference, tensor_output("mixture_log_prob"), _mog_cases,
+        name="mixture_log_prob", seed=seed, strict=strict, rtol=1e-6, atol=1e-8,
+        known_mistakes={
+            "a mixture PER DIMENSION: the logsumexp over components ran for each dimension separately and the "
+            "results were summed. Each component is one M-dimensional Gaussian: sum its log-density over the "
+            "dimensions first, then logsumexp over the components.": _mog_per_dimension,
+            "the mixing weights enter in log space: add log w_k (torch.log_softmax(logits, 0)), not w_k.":
+                _mog_weights_not_logged,
+            "the logits are not log-weights: normalise them, log w = torch.log_softmax(logits, 0) (the weights "
+            "must sum to 1).": _mog_raw_logits,
+            "the mixing weights are missing: log p(z) = logsumexp_k [log w_k + log N_k(z)].": _mog_no_weights,
+            "sum_k w_k log N_k(z) is a lower bound (Jensen), not log sum_k w_k N_k(z): use logsumexp.": _mog_jensen,
+            "log_vars are log-VARIANCES; the standard deviation is exp(0.5 * log_vars).": _mog_log_std,
+            "the max over components is only an approximation of the logsumexp.": _mog_max,
+        },
+        hint="log_comp = log_normal_diag(z.unsqueeze(-2), means, log_vars)  # (B, K); "
+             "return torch.logsumexp(log_comp + torch.log_softmax(logits, 0), dim=-1).",
+    )
+
+
+# ----------------------------------------------------------------------------- VampPrior
+class _Encoder(nn.Module):
+    """A small fixed encoder u (K, D) -> (mu (K, M), log_var (K, M)) for the check."""
+
+    def __init__(self, D: int, M: int, seed: int):
+        super().__init__()
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            self.net = nn.Sequential(nn.Linear(D, 8), nn.Tanh(), nn.Linear(8, 2 * M)).double()
+
+    def forward(self, u):
+        mu, log_var = torch.chunk(self.net(u), 2, dim=-1)
+        return 1.5 * mu, log_var - 0.5
+
+
+def _vamp_reference(z, u, encoder):
+    mu, log_var = encoder(u)
+    K = u.shape[0]
+    return _mixture(z, mu, log_var, torch.full((K,), -math.log(K), dtype=mu.dtype))
+
+
+def _vamp_cases(rng: np.random.Generator) -> Case:
+    B, K, D, M = int(rng.integers(3, 7)), int(rng.integers(3, 7)), int(rng.integers(4, 9)), int(rng.integers(2, 4))
+    encoder = _Encoder(D, M, int(rng.integers(0, 10_000)))
+    u = torch.as_tensor(rng.uniform(0, 1, size=(K, D)), dtype=torch.float64)
+    with torch.no_grad():
+        mu, _ = encoder(u)
+    z = mu[torch.as_tensor(rng.integers(0, K, size=B))] + _t(rng, B, M, scale=0.7)
+    return Case((z, u, encoder))
+
+
+def _vamp_no_log_k(z, u, encoder):
+    mu, log_var = encoder(u)
+    return torch.logsumexp(log_normal_diag(z.unsqueeze(-2), mu, log_var), dim=-1)
+
+
+def _vamp_per_dimension(z, u, encoder):
+    mu, log_var = encoder(u)
+    return (torch.logsumexp(_per_component(z, mu, log_var), dim=-2) - math.log(u.shape[0])).sum(-1)
+
+
+def _vamp_mean_of_logs(z, u, encoder):
+    mu, log_var = encoder(u)
+    return log_normal_diag(z.unsqueeze(-2), mu, log_var).mean(-1)
+
+
+def _vamp_log_k_per_dimension(z, u, encoder):
+    mu, log_var = encoder(u)
+    return torch.logsumexp(log_normal_diag(z.unsqueeze(-2), mu, log_var), dim=-1) - z.shape[-1] * math.log(u.shape[0])
+
+
+def _vamp_plus_log_k(z, u, encoder):
+    return _vamp_reference(z, u, encoder) + 2 * math.log(u.shape[0])
+
+
+def check_vamp_log_prob(learner: Callable, *, strict: bool = False, seed: int = 0) -> Callable:
+    """Check ``vamp_log_prob(z, u, encoder)`` -> (B,):
+
+        log p(z) = logsumexp_k log N(z | mu(u_k), diag(exp(lv(u_k)))) - log K,   (mu, lv) = encoder(u)
+
+    Inputs of the learner's function: z (B, M); u (K, D) pseudo-inputs; encoder, a callable
+    u -> (mu (K, M), log_var (K, M)).
+    """
+    return check_through(
+        learner, _vamp_reference, tensor_output("vamp_log_prob"), _vamp_cases,
+        name="vamp_log_prob", seed=seed, strict=strict, rtol=1e-6, atol=1e-8,
+        known_mistakes={
+            "the log K is missing: the VampPrior is the AVERAGE 1/K sum_k q(z|u_k), so subtract log K after "
+            "the logsumexp.": _vamp_no_log_k,
+            "a mixture PER DIMENSION: sum each component's log-density over the M dimensions first, then "
+            "logsumexp over the K components.": _vamp_per_dimension,
+            "the mean of the log-densities is not the log of the mean density (Jensen): use logsumexp - log K.":
+                _vamp_mean_of_logs,
+            "log K is subtracted once per mixture, not once per latent dimension.": _vamp_log_k_per_dimension,
+            "subtract log K (the weights are 1/K), do not add it.": _vamp_plus_log_k,
+        },
+        hint="mu, log_var = encoder(u)  # (K, M); log_comp = log_normal_diag(z.unsqueeze(-2), mu, log_var)  # (B, K); "
+             "return torch.logsumexp(log_comp, dim=-1) - math.log(K).",
+    )
+
+
+# ----------------------------------------------------------------------------- KL warm-up
+def _warmup_reference(epoch, warmup_epochs):
+    return 1.0 if warmup_epochs == 0 else min(1.0, epoch / warmup_epochs)
+
+
+_WARMUP_CASES = [Case((e, w)) for e, w in [(1, 10), (4, 10), (10, 10), (11, 10), (25, 10), (3, 0), (1, 1), (2, 4), (9, 4)]]
+
+
+def _warmup_zero_based(epoch, warmup_epochs):
+    return 1.0 if warmup_epochs == 0 else min(1.0, (epoch - 1) / warmup_epochs)
+
+
+def _warmup_no_clamp(epoch, warmup_epochs):
+    return 1.0 if warmup_epochs == 0 else epoch / warmup_epochs
+
+
+def _warmup_plus_one(epoch, warmup_epochs):
+    return min(1.0, epoch / (warmup_epochs + 1))
+
+
+def _warmup_never(epoch, warmup_epochs):
+    return 1.0
+
+
+def _warmup_inverted(epoch, warmup_epochs):
+    return 1.0 if warmup_epochs == 0 else max(0.0, 1.0 - epoch / warmup_epochs)
+
+
+def check_kl_warmup(learner: Callable, *, strict: bool = False, seed: int = 0) -> Callable:
+    """Check ``kl_warmup(epoch, warmup_epochs)`` -> float: min(1, epoch / warmup_epochs) for 1-based
+    epochs, so that it reaches 1 AT epoch warmup_epochs; 1 when warmup_epochs is 0 (no warm-up)."""
+
+    def as_float(fn):
+        def run(epoch, warmup_epochs):
+            return float(fn(epoch, warmup_epochs))
+
+        return run
+
+    return check_through(
+        learner, _warmup_reference, as_float, _WARMUP_CASES,
+        name="kl_warmup", seed=seed, strict=strict, rtol=1e-9, atol=1e-12,
+        known_mistakes={
+            "epochs count from 1 here: the first epoch already has weight 1/warmup_epochs, and the weight "
+            "reaches 1 AT epoch warmup_epochs (with (epoch - 1) / warmup_epochs it arrives one epoch late).":
+                _warmup_zero_based,
+            "the weight must stop at 1 after the warm-up: min(1, epoch / warmup_epochs).": _warmup_no_clamp,
+            "divide by warmup_epochs, not warmup_epochs + 1: the weight must be 1 at epoch warmup_epochs.":
+                _warmup_plus_one,
+            "that is no warm-up: the weight grows linearly from 1/warmup_epochs to 1.": _warmup_never,
+            "the weight GROWS from near 0 to 1 (the KL is switched on gradually), it does not decay.": _warmup_inverted,
+        },
+        hint="return 1.0 if warmup_epochs == 0 else min(1.0, epoch / warmup_epochs)",
+    )
+
+
+# ----------------------------------------------------------------------------- hierarchical ELBO
+def _helbo_reference(log_px_z1, log_q_z1, log_p_z1_z2, log_q_z2, log_p_z2):
+    re = log_px_z1
+    kl_z1 = log_q_z1 - log_p_z1_z2
+    kl_z2 = log_q_z2 - log_p_z2
+    return {"re": re, "kl_z1": kl_z1, "kl_z2": kl_z2, "elbo": re - kl_z1 - kl_z2}
+
+
+def _helbo_cases(rng: np.random.Generator) -> Case:
+    B = int(rng.integers(3, 8))
+    return Case(tuple(_t(rng, B, scale=s) + o for s, o in [(5, -60), (2, -8), (2, -11), (1.5, -3), (1.5, -6)]))
+
+
+def _helbo_single_level(log_px_z1, log_q_z1, log_p_z1_z2, log_q_z2, log_p_z2):
+    out = _helbo_reference(log_px_z1, log_q_z1, log_p_z1_z2, log_q_z2, log_p_z2)
+    out["elbo"] = out["re"] - out["kl_z2"]
+    return out
+
+
+def _helbo_kl1_sign(log_px_z1, log_q_z1, log_p_z1_z2, log_q_z2, log_p_z2):
+    out = _helbo_reference(log_px_z1, log_q_z1, log_p_z1_z2, log_q_z2, log_p_z2)
+    out["kl_z1"] = log_p_z1_z2 - log_q_z1
+    out["elbo"] = out["re"] - out["kl_z1"] - out["kl_z2"]
+    return out
+
+
+def _helbo_swapped(log_px_z1, log_q_z1, log_p_z1_z2, log_q_z2, log_p_z2):
+    re = log_px_z1
+    kl_z1, kl_z2 = log_q_z1 - log_p_z2, log_q_z2 - log_p_z1_z2
+    return {"re": re, "kl_z1": kl_z1, "kl_z2": kl_z2, "elbo": re - kl_z1 - kl_z2}
+
+
+def _helbo_plus(log_px_z1, log_q_z1, log_p_z1_z2, log_q_z2, log_p_z2):
+    out = _helbo_reference(log_px_z1, log_q_z1, log_p_z1_z2, log_q_z2, log_p_z2)
+    out["elbo"] = out["re"] + out["kl_z1"] + out["kl_z2"]
+    return out
+
+
+def _helbo_mean(log_px_z1, log_q_z1, log_p_z1_z2, log_q_z2, log_p_z2):
+    return {k: v.mean() for k, v in _helbo_reference(log_px_z1, log_q_z1, log_p_z1_z2, log_q_z2, log_p_z2).items()}
+
+
+def check_hierarchical_elbo(learner: Callable, *, strict: bool = False, seed: int = 0) -> Callable:
+    """Check ``hierarchical_elbo(log_px_z1, log_q_z1, log_p_z1_z2, log_q_z2, log_p_z2)`` -> dict:
+
+        re = log p(x|z1),  kl_z1 = log q(z1|x) - log p(z1|z2),  kl_z2 = log q(z2|z1) - log p(z2),
+        elbo = re - kl_z1 - kl_z2
+
+    at one sample (z1, z2) ~ q(z1|x) q(z2|z1). Inputs: five (B,) tensors. Returns: {"re", "kl_z1",
+    "kl_z2", "elbo"}, (B,) each.
+    """
+    return check_through(
+        learner, _helbo_reference, lambda fn: fn, _helbo_cases,
+        name="hierarchical_elbo", seed=seed, strict=strict, rtol=1e-9, atol=1e-9,
+        known_mistakes={
+            "the ELBO misses the lower level's term kl_z1: with two latent levels the ELBO is "
+            "re - kl_z1 - kl_z2 (a single-level VAE has only one KL).": _helbo_single_level,
+            "kl_z1 = log q(z1|x) - log p(z1|z2): the encoder's log-density minus the prior's, not the other way.":
+                _helbo_kl1_sign,
+            "each level's prior pairs with its own posterior: kl_z1 compares q(z1|x) with p(z1|z2), kl_z2 "
+            "compares q(z2|z1) with p(z2).": _helbo_swapped,
+            "the KL terms are SUBTRACTED from the reconstruction term: elbo = re - kl_z1 - kl_z2.": _helbo_plus,
+            "return one value per data point (B,), not batch means.": _helbo_mean,
+        },
+        hint='return {"re": log_px_z1, "kl_z1": log_q_z1 - log_p_z1_z2, "kl_z2": log_q_z2 - log_p_z2, '
+             '"elbo": re - kl_z1 - kl_z2}',
+    )

@@ -1,0 +1,194 @@
+"""The checks of notebook 07 (lvmlib.checks.priors) accept right answers and catch wrong ones.
+
+Right answers are written independently of lvmlib (torch.distributions where it has the density);
+each check is fed at least three typical wrong answers and must name them.
+"""
+
+import math
+
+import pytest
+import torch
+from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
+
+from lvmlib.checks import ExerciseError, ExerciseNotDone
+from lvmlib.checks import priors as pchecks
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError()
+
+
+def _named(check, wrong, fragment):
+    with pytest.raises(ExerciseError) as info:
+        check(wrong)
+    assert not isinstance(info.value, ExerciseNotDone)
+    assert fragment in str(info.value), str(info.value)
+
+
+def _right_and_not_done(check, right):
+    assert check(right) is right
+    assert check(right, strict=True, seed=1) is None
+    fallback = check(stub)
+    assert fallback is not stub and getattr(fallback, "_lvmlib_substitute_for", None)
+    with pytest.raises(ExerciseNotDone):
+        check(stub, strict=True)
+    with pytest.raises(ExerciseNotDone):
+        check(fallback, strict=True)
+    return fallback
+
+
+# ----------------------------------------------------------------------------- mixture of Gaussians
+def mog_right(z, means, log_vars, logits):
+    comp = Independent(Normal(means, torch.exp(0.5 * log_vars)), 1)
+    return MixtureSameFamily(Categorical(logits=logits), comp).log_prob(z)
+
+
+def mog_per_dimension(z, means, log_vars, logits):
+    lp = Normal(means, torch.exp(0.5 * log_vars)).log_prob(z[:, None, :])  # (B, K, M)
+    return torch.logsumexp(lp + torch.log_softmax(logits, 0)[:, None], dim=1).sum(-1)
+
+
+def mog_weights_not_logged(z, means, log_vars, logits):
+    lp = Normal(means, torch.exp(0.5 * log_vars)).log_prob(z[:, None, :]).sum(-1)
+    return torch.logsumexp(lp + torch.softmax(logits, 0), dim=1)
+
+
+def mog_raw_logits(z, means, log_vars, logits):
+    lp = Normal(means, torch.exp(0.5 * log_vars)).log_prob(z[:, None, :]).sum(-1)
+    return torch.logsumexp(lp + logits, dim=1)
+
+
+def mog_jensen(z, means, log_vars, logits):
+    lp = Normal(means, torch.exp(0.5 * log_vars)).log_prob(z[:, None, :]).sum(-1)
+    return (torch.softmax(logits, 0) * lp).sum(1)
+
+
+def mog_numpy(z, means, log_vars, logits):
+    return mog_right(z, means, log_vars, logits).numpy()
+
+
+def test_mixture_log_prob_check():
+    fallback = _right_and_not_done(pchecks.check_mixture_log_prob, mog_right)
+    z, m, lv, lg = torch.randn(4, 2, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64), \
+        torch.zeros(3, 2, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    torch.testing.assert_close(fallback(z, m, lv, lg), mog_right(z, m, lv, lg))
+    _named(pchecks.check_mixture_log_prob, mog_per_dimension, "PER DIMENSION")
+    _named(pchecks.check_mixture_log_prob, mog_weights_not_logged, "log w_k")
+    _named(pchecks.check_mixture_log_prob, mog_raw_logits, "normalise")
+    _named(pchecks.check_mixture_log_prob, mog_jensen, "Jensen")
+    _named(pchecks.check_mixture_log_prob, mog_numpy, "torch tensor")
+
+
+# ----------------------------------------------------------------------------- VampPrior
+def vamp_right(z, u, encoder):
+    mu, log_var = encoder(u)
+    K = u.shape[0]
+    comp = Independent(Normal(mu, torch.exp(0.5 * log_var)), 1)
+    return MixtureSameFamily(Categorical(probs=torch.full((K,), 1.0 / K, dtype=mu.dtype)), comp).log_prob(z)
+
+
+def vamp_no_log_k(z, u, encoder):
+    mu, log_var = encoder(u)
+    return torch.logsumexp(Normal(mu, torch.exp(0.5 * log_var)).log_prob(z[:, None]).sum(-1), dim=1)
+
+
+def vamp_per_dimension(z, u, encoder):
+    mu, log_var = encoder(u)
+    lp = Normal(mu, torch.exp(0.5 * log_var)).log_prob(z[:, None])  # (B, K, M)
+    return (torch.logsumexp(lp, dim=1) - math.log(u.shape[0])).sum(-1)
+
+
+def vamp_mean_of_logs(z, u, encoder):
+    mu, log_var = encoder(u)
+    return Normal(mu, torch.exp(0.5 * log_var)).log_prob(z[:, None]).sum(-1).mean(1)
+
+
+def vamp_encodes_z(z, u, encoder):  # not a listed mistake: must still fail
+    return vamp_right(z, u, encoder) + 0.3
+
+
+def test_vamp_log_prob_check():
+    _right_and_not_done(pchecks.check_vamp_log_prob, vamp_right)
+    _named(pchecks.check_vamp_log_prob, vamp_no_log_k, "log K is missing")
+    _named(pchecks.check_vamp_log_prob, vamp_per_dimension, "PER DIMENSION")
+    _named(pchecks.check_vamp_log_prob, vamp_mean_of_logs, "Jensen")
+    with pytest.raises(ExerciseError, match="differs from the reference"):
+        pchecks.check_vamp_log_prob(vamp_encodes_z)
+
+
+# ----------------------------------------------------------------------------- warm-up
+def warmup_right(epoch, warmup_epochs):
+    if warmup_epochs == 0:
+        return 1.0
+    return epoch / warmup_epochs if epoch < warmup_epochs else 1.0
+
+
+def test_kl_warmup_check():
+    _right_and_not_done(pchecks.check_kl_warmup, warmup_right)
+    _named(pchecks.check_kl_warmup, lambda e, w: 1.0 if w == 0 else min(1.0, (e - 1) / w), "one epoch late")
+    _named(pchecks.check_kl_warmup, lambda e, w: 1.0 if w == 0 else e / w, "stop at 1")
+    _named(pchecks.check_kl_warmup, lambda e, w: min(1.0, e / (w + 1)), "warmup_epochs + 1")
+    _named(pchecks.check_kl_warmup, lambda e, w: 1.0, "no warm-up")
+    with pytest.raises(ExerciseError, match="ZeroDivisionError"):
+        pchecks.check_kl_warmup(lambda e, w: min(1.0, e / w))  # forgets warmup_epochs = 0
+
+
+def test_the_trainer_uses_the_checked_schedule():
+    # the weight lvmlib.training sets at the start of each epoch follows the same schedule
+    import numpy as np
+
+    from lvmlib.training import TrainConfig, train
+    from lvmlib.vae import VAE, VAEConfig
+
+    class Recorder(VAE):
+        def forward(self, x, generator=None, *, check=True):
+            self.seen.append(self.kl_weight)
+            return super().forward(x, generator, check=check)
+
+    torch.manual_seed(0)
+    model = Recorder(VAEConfig(D=4, M=2, H=4, device="cpu"))
+    model.seen = []
+    x = (np.random.default_rng(0).random((8, 4)) > 0.5).astype(np.float32)
+    train(model, x, None, TrainConfig(max_epochs=6, warmup_epochs=4, batch_size=8, progress=False, device="cpu",
+                                      patience=None))
+    assert model.seen == [warmup_right(e, 4) for e in range(1, 7)]
+    assert model.seen[3] == 1.0  # beta reaches 1 at the configured epoch
+
+
+# ----------------------------------------------------------------------------- hierarchical ELBO
+def helbo_right(log_px_z1, log_q_z1, log_p_z1_z2, log_q_z2, log_p_z2):
+    kl1, kl2 = log_q_z1 - log_p_z1_z2, log_q_z2 - log_p_z2
+    return {"elbo": log_px_z1 - (kl1 + kl2), "re": log_px_z1, "kl_z1": kl1, "kl_z2": kl2}
+
+
+def helbo_single_level(a, b, c, d, e):
+    out = helbo_right(a, b, c, d, e)
+    out["elbo"] = a - out["kl_z2"]
+    return out
+
+
+def helbo_kl1_sign(a, b, c, d, e):
+    out = helbo_right(a, b, c, d, e)
+    out["kl_z1"] = c - b
+    out["elbo"] = a - out["kl_z1"] - out["kl_z2"]
+    return out
+
+
+def helbo_swapped(a, b, c, d, e):
+    return {"re": a, "kl_z1": b - e, "kl_z2": d - c, "elbo": a - (b - e) - (d - c)}
+
+
+def helbo_plus(a, b, c, d, e):
+    out = helbo_right(a, b, c, d, e)
+    out["elbo"] = a + out["kl_z1"] + out["kl_z2"]
+    return out
+
+
+def test_hierarchical_elbo_check():
+    _right_and_not_done(pchecks.check_hierarchical_elbo, helbo_right)
+    _named(pchecks.check_hierarchical_elbo, helbo_single_level, "misses the lower level")
+    _named(pchecks.check_hierarchical_elbo, helbo_kl1_sign, "not the other way")
+    _named(pchecks.check_hierarchical_elbo, helbo_swapped, "its own posterior")
+    _named(pchecks.check_hierarchical_elbo, helbo_plus, "SUBTRACTED")
+    with pytest.raises(ExerciseError, match="dict with keys"):
+        pchecks.check_hierarchical_elbo(lambda *a: a[0])
