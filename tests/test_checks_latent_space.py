@@ -10,19 +10,10 @@ The references (lvmlib.widgets.latent_sweep, interpolate) are tested in tests/te
 import pytest
 import torch
 
-from lvmlib.checks import ExerciseError, ExerciseNotDone
+from lvmlib.checks import ExerciseNotDone
 from lvmlib.checks import latent_space as lchecks
 
-
-def stub(*args, **kwargs):
-    raise NotImplementedError()
-
-
-def _named(check, wrong, fragment):
-    with pytest.raises(ExerciseError) as info:
-        check(wrong)
-    assert not isinstance(info.value, ExerciseNotDone)
-    assert fragment in str(info.value), str(info.value)
+from check_helpers import named, stub
 
 
 def _not_done(check):
@@ -92,12 +83,12 @@ def test_latent_sweep_not_done():
 
 @pytest.mark.parametrize("description", list(lchecks.SWEEP_MISTAKES))
 def test_latent_sweep_names_each_typical_mistake(description):
-    _named(lchecks.check_latent_sweep, lchecks.SWEEP_MISTAKES[description], description)
+    named(lchecks.check_latent_sweep, lchecks.SWEEP_MISTAKES[description], description)
 
 
 def test_latent_sweep_catches_more_wrong_answers():
-    _named(lchecks.check_latent_sweep, sweep_in_place, "changed its input z0 in place")
-    _named(lchecks.check_latent_sweep, sweep_wrong_dim, "not right yet")
+    named(lchecks.check_latent_sweep, sweep_in_place, "changed its input z0 in place")
+    named(lchecks.check_latent_sweep, sweep_wrong_dim, "not right yet")
 
 
 # ----------------------------------------------------------------------------- interpolation
@@ -150,9 +141,9 @@ def test_interpolate_not_done():
 
 @pytest.mark.parametrize("description", list(lchecks.INTERPOLATE_MISTAKES))
 def test_interpolate_names_each_typical_mistake(description):
-    _named(lchecks.check_interpolate, lchecks.INTERPOLATE_MISTAKES[description], description)
+    named(lchecks.check_interpolate, lchecks.INTERPOLATE_MISTAKES[description], description)
 
 
 def test_interpolate_catches_more_wrong_answers():
-    _named(lchecks.check_interpolate, interp_in_place, "changed its input x_a in place")
-    _named(lchecks.check_interpolate, interp_codes, "has shape")
+    named(lchecks.check_interpolate, interp_in_place, "changed its input x_a in place")
+    named(lchecks.check_interpolate, interp_codes, "has shape")

@@ -13,16 +13,7 @@ from torch.distributions import Categorical, Independent, MixtureSameFamily, Nor
 from lvmlib.checks import ExerciseError, ExerciseNotDone
 from lvmlib.checks import priors as pchecks
 
-
-def stub(*args, **kwargs):
-    raise NotImplementedError()
-
-
-def _named(check, wrong, fragment):
-    with pytest.raises(ExerciseError) as info:
-        check(wrong)
-    assert not isinstance(info.value, ExerciseNotDone)
-    assert fragment in str(info.value), str(info.value)
+from check_helpers import named, stub
 
 
 def _right_and_not_done(check, right):
@@ -72,11 +63,11 @@ def test_mixture_log_prob_check():
     z, m, lv, lg = torch.randn(4, 2, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64), \
         torch.zeros(3, 2, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
     torch.testing.assert_close(fallback(z, m, lv, lg), mog_right(z, m, lv, lg))
-    _named(pchecks.check_mixture_log_prob, mog_per_dimension, "PER DIMENSION")
-    _named(pchecks.check_mixture_log_prob, mog_weights_not_logged, "log w_k")
-    _named(pchecks.check_mixture_log_prob, mog_raw_logits, "normalise")
-    _named(pchecks.check_mixture_log_prob, mog_jensen, "Jensen")
-    _named(pchecks.check_mixture_log_prob, mog_numpy, "torch tensor")
+    named(pchecks.check_mixture_log_prob, mog_per_dimension, "PER DIMENSION")
+    named(pchecks.check_mixture_log_prob, mog_weights_not_logged, "log w_k")
+    named(pchecks.check_mixture_log_prob, mog_raw_logits, "normalise")
+    named(pchecks.check_mixture_log_prob, mog_jensen, "Jensen")
+    named(pchecks.check_mixture_log_prob, mog_numpy, "torch tensor")
 
 
 # ----------------------------------------------------------------------------- VampPrior
@@ -109,9 +100,9 @@ def vamp_encodes_z(z, u, encoder):  # not a listed mistake: must still fail
 
 def test_vamp_log_prob_check():
     _right_and_not_done(pchecks.check_vamp_log_prob, vamp_right)
-    _named(pchecks.check_vamp_log_prob, vamp_no_log_k, "log K is missing")
-    _named(pchecks.check_vamp_log_prob, vamp_per_dimension, "PER DIMENSION")
-    _named(pchecks.check_vamp_log_prob, vamp_mean_of_logs, "Jensen")
+    named(pchecks.check_vamp_log_prob, vamp_no_log_k, "log K is missing")
+    named(pchecks.check_vamp_log_prob, vamp_per_dimension, "PER DIMENSION")
+    named(pchecks.check_vamp_log_prob, vamp_mean_of_logs, "Jensen")
     with pytest.raises(ExerciseError, match="differs from the reference"):
         pchecks.check_vamp_log_prob(vamp_encodes_z)
 
@@ -125,10 +116,10 @@ def warmup_right(epoch, warmup_epochs):
 
 def test_kl_warmup_check():
     _right_and_not_done(pchecks.check_kl_warmup, warmup_right)
-    _named(pchecks.check_kl_warmup, lambda e, w: 1.0 if w == 0 else min(1.0, (e - 1) / w), "one epoch late")
-    _named(pchecks.check_kl_warmup, lambda e, w: 1.0 if w == 0 else e / w, "stop at 1")
-    _named(pchecks.check_kl_warmup, lambda e, w: min(1.0, e / (w + 1)), "warmup_epochs + 1")
-    _named(pchecks.check_kl_warmup, lambda e, w: 1.0, "no warm-up")
+    named(pchecks.check_kl_warmup, lambda e, w: 1.0 if w == 0 else min(1.0, (e - 1) / w), "one epoch late")
+    named(pchecks.check_kl_warmup, lambda e, w: 1.0 if w == 0 else e / w, "stop at 1")
+    named(pchecks.check_kl_warmup, lambda e, w: min(1.0, e / (w + 1)), "warmup_epochs + 1")
+    named(pchecks.check_kl_warmup, lambda e, w: 1.0, "no warm-up")
     with pytest.raises(ExerciseError, match="ZeroDivisionError"):
         pchecks.check_kl_warmup(lambda e, w: min(1.0, e / w))  # forgets warmup_epochs = 0
 
@@ -186,9 +177,9 @@ def helbo_plus(a, b, c, d, e):
 
 def test_hierarchical_elbo_check():
     _right_and_not_done(pchecks.check_hierarchical_elbo, helbo_right)
-    _named(pchecks.check_hierarchical_elbo, helbo_single_level, "misses the lower level")
-    _named(pchecks.check_hierarchical_elbo, helbo_kl1_sign, "not the other way")
-    _named(pchecks.check_hierarchical_elbo, helbo_swapped, "its own posterior")
-    _named(pchecks.check_hierarchical_elbo, helbo_plus, "SUBTRACTED")
+    named(pchecks.check_hierarchical_elbo, helbo_single_level, "misses the lower level")
+    named(pchecks.check_hierarchical_elbo, helbo_kl1_sign, "not the other way")
+    named(pchecks.check_hierarchical_elbo, helbo_swapped, "its own posterior")
+    named(pchecks.check_hierarchical_elbo, helbo_plus, "SUBTRACTED")
     with pytest.raises(ExerciseError, match="dict with keys"):
         pchecks.check_hierarchical_elbo(lambda *a: a[0])

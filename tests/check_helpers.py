@@ -1,0 +1,18 @@
+"""What the tests of the exercise checks share: an unfinished answer, and "this mistake is named"."""
+
+import pytest
+
+from lvmlib.checks import ExerciseError, ExerciseNotDone
+
+
+def stub(*args, **kwargs):
+    """A learner's function before the exercise is done (nbgrader's placeholder)."""
+    raise NotImplementedError()
+
+
+def named(check, wrong, fragment):
+    """The check rejects ``wrong`` (not as "not done yet") with a message containing ``fragment``."""
+    with pytest.raises(ExerciseError) as info:
+        check(wrong)
+    assert not isinstance(info.value, ExerciseNotDone)
+    assert fragment in str(info.value), str(info.value)
