@@ -26,31 +26,17 @@ from lvmlib.training import (
     save_checkpoint,
     train,
 )
-from lvmlib.vae import VAE, VAEConfig
+from lvmlib.vae import VAE
+
+from training_helpers import one_thread, tiny_vae  # noqa: F401  (one_thread: an autouse fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The models here are tiny: one thread is fastest and does not stall on a busy machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def quiet(**kw) -> TrainConfig:
     base = dict(progress=False, device="cpu", batch_size=16, max_epochs=5, patience=None, seed=0)
     base.update(kw)
     return TrainConfig(**base)
-
-
-def tiny_vae(seed: int = 0, **kw) -> VAE:
-    torch.manual_seed(seed)
-    cfg = dict(D=6, M=2, H=8, n_hidden_layers=1, likelihood="bernoulli", device="cpu")
-    cfg.update(kw)
-    return VAE(VAEConfig(**cfg))
 
 
 def tiny_data(n: int = 40, d: int = 6, seed: int = 0) -> np.ndarray:
