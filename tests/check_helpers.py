@@ -16,3 +16,14 @@ def named(check, wrong, fragment):
         check(wrong)
     assert not isinstance(info.value, ExerciseNotDone)
     assert fragment in str(info.value), str(info.value)
+
+
+def not_done(check):
+    """An unfinished answer: the check carries on with the reference, and strict mode refuses both."""
+    fallback = check(stub)
+    assert fallback is not stub and getattr(fallback, "_lvmlib_substitute_for", None)
+    with pytest.raises(ExerciseNotDone):
+        check(stub, strict=True)
+    with pytest.raises(ExerciseNotDone):
+        check(fallback, strict=True)
+    return fallback
