@@ -204,7 +204,10 @@ def reparameterize(mu_z: torch.Tensor, log_var: torch.Tensor, generator: torch.G
     if mu_z.shape != log_var.shape:
         raise ValueError(f"mu_z and log_var must have the same shape, got {tuple(mu_z.shape)} and {tuple(log_var.shape)}")
     _check_generator(generator)
-    eps = torch.randn(mu_z.shape, device=mu_z.device, dtype=mu_z.dtype, generator=generator)
+    if generator is None:  # the same draw; randn_like also traces under torch.compile with a varying batch
+        eps = torch.randn_like(mu_z)
+    else:
+        eps = torch.randn(mu_z.shape, device=mu_z.device, dtype=mu_z.dtype, generator=generator)
     return mu_z + torch.exp(0.5 * log_var) * eps
 
 

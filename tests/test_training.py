@@ -588,14 +588,15 @@ def test_bf16_autocast_trains_close_to_float32():
 
 
 @pytest.mark.slow
-def test_compiled_training_matches_eager(monkeypatch):
+@pytest.mark.parametrize("n, batch_size", [(32, 32), (40, 16)])  # (40, 16): a short last batch
+def test_compiled_training_matches_eager(monkeypatch, n, batch_size):
     import torch._inductor.config as inductor_config
 
     monkeypatch.setattr(inductor_config, "fallback_random", True)  # the same random draws as eager mode
-    x = tiny_data(32)
+    x = tiny_data(n)
     a, b = tiny_vae(), tiny_vae()
-    ra = train(a, x, None, quiet(max_epochs=2, batch_size=32))
-    rb = train(b, x, None, quiet(max_epochs=2, batch_size=32, compile_model=True))
+    ra = train(a, x, None, quiet(max_epochs=2, batch_size=batch_size))
+    rb = train(b, x, None, quiet(max_epochs=2, batch_size=batch_size, compile_model=True))
     assert rb.history["train"]["loss"] == pytest.approx(ra.history["train"]["loss"], rel=1e-4)
 
 

@@ -149,7 +149,9 @@ class _Run:
         n, bs = self.n_train, self.batch_size
         self.n_batches = n // bs if cfg.drop_last else math.ceil(n / bs)
         self.eval_batch_size = cfg.eval_batch_size or (4096 if self.device.type == "cuda" else 1024)
-        self.step_model = torch.compile(model) if cfg.compile_model else model
+        # dynamic=False: the full batches and the one short last batch get a graph each, both with
+        # fixed shapes, rather than one graph for any batch size
+        self.step_model = torch.compile(model, dynamic=False) if cfg.compile_model else model
 
         self.optimizer = make_optimizer(model, cfg)
         self.scheduler = make_scheduler(self.optimizer, cfg)
