@@ -47,7 +47,8 @@ def markdown(r: dict) -> str:
         f"{r['machine']['note']})",
         f"- test -ELBO: {r['test_neg_elbo']:.2f} nats per image (the {r['test_neg_elbo_images']:,} test images, one z each)",
         f"- test -log p(x) by importance sampling: {r['test_neg_log_px']:.2f} nats per image "
-        f"(K = {r['is_samples']}, the first {r['is_images']:,} test images)",
+        f"(K = {r['is_samples']}, "
+        + ("all" if r["is_images"] == r["test_neg_elbo_images"] else "the first") + f" {r['is_images']:,} test images)",
         "",
         "Produced by:",
         "",
