@@ -37,7 +37,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from machine import cpu_model  # noqa: E402
+from machine import cpu_model, write_results  # noqa: E402
 from lvmlib.runtime import subprocess_env  # noqa: E402
 
 RESULTS = HERE / "results"
@@ -155,12 +155,7 @@ def main(argv=None) -> int:
         "load_start": load_start, "load_end": [round(v, 2) for v in os.getloadavg()], "notes": args.note,
     }
     out = Path(args.out) if args.out else (None if args.quick else RESULTS)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        stem = "priors_mnist" if args.device == "cpu" else "priors_mnist_cuda"
-        (out / f"{stem}.json").write_text(json.dumps(rec, indent=1))
-        (out / f"{stem}.md").write_text(markdown(rec))
-        print(f"wrote {out / (stem + '.md')}")
+    write_results(out, "priors_mnist" if args.device == "cpu" else "priors_mnist_cuda", rec, markdown(rec))
     return 0
 
 

@@ -38,7 +38,6 @@ Results: results/vae_mnist.{md,json} (CPU) or results/vae_mnist_cuda.{md,json} (
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -55,7 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from machine import cpu_model  # noqa: E402  (benchmarks/machine.py; the script's folder is on sys.path)
+from machine import cpu_model, write_results  # noqa: E402  (benchmarks/machine.py; the script's folder is on sys.path)
 from lvmlib.data import load_mnist  # noqa: E402
 from lvmlib.runtime import get_device  # noqa: E402
 from lvmlib.training import TrainConfig, evaluate, train  # noqa: E402
@@ -427,12 +426,7 @@ def main(argv=None) -> int:
         print(f"speed-up per epoch, {SIDES[k]}: {rec['summary'][k]['speedup']:.2f}x; test -ELBO difference "
               f"{rec['summary'][k]['test_neg_elbo_diff']:+.2f} nats")
     out = Path(args.out) if args.out else (None if args.quick else RESULTS)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        stem = "vae_mnist_cuda" if device.type == "cuda" else "vae_mnist"
-        (out / f"{stem}.json").write_text(json.dumps(rec, indent=1))
-        (out / f"{stem}.md").write_text(markdown(rec))
-        print(f"wrote {out / (stem + '.md')}")
+    write_results(out, "vae_mnist_cuda" if device.type == "cuda" else "vae_mnist", rec, markdown(rec))
     return 0
 
 
