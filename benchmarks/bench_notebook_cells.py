@@ -10,8 +10,13 @@ The budget in front of a room: no cell over 10 s, except a training cell (tagged
 Reported: every cell over 1 s, each notebook's total, and the cells over the budget.
 Written to results/notebook_cells.{md,json} with the machine and its load average.
 
+The real run trains every model: ``LVMLIB_RUN_CACHE`` (the training cells' fast path) is
+unset for the notebooks, unless ``--run-cache DIR`` asks for it; then a second run with the
+same folder times the fast path (the training cells load their finished runs).
+
     nice -n 5 python benchmarks/bench_notebook_cells.py            # every notebook
     python benchmarks/bench_notebook_cells.py 04_the_elbo.ipynb    # some of them
+    python benchmarks/bench_notebook_cells.py --run-cache /tmp/runs --out /tmp/fast 07_beyond_the_standard_vae.ipynb
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import cpu_model  # noqa: E402
 
+RUN_CACHE_ENV = "LVMLIB_RUN_CACHE"
 BUDGET_S = 10.0
 REPORT_OVER_S = 1.0
 
@@ -42,11 +48,19 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def time_notebook(path: Path, timeout: int) -> dict:
-    """Run a notebook cell by cell in a fresh kernel; wall time and the kernel's CPU time per cell."""
+def time_notebook(path: Path, timeout: int, run_cache: Path | None = None) -> dict:
+    """Run a notebook cell by cell in a fresh kernel; wall time and the kernel's CPU time per cell.
+
+    The kernel runs with ``LVMLIB_SMOKE=0`` and, unless ``run_cache`` names a folder, without
+    ``LVMLIB_RUN_CACHE``: every training cell trains.
+    """
     nb = nbformat.read(str(path), as_version=4)
-    env_before = os.environ.get("LVMLIB_SMOKE")
+    env_before = {name: os.environ.get(name) for name in ("LVMLIB_SMOKE", RUN_CACHE_ENV)}
     os.environ["LVMLIB_SMOKE"] = "0"
+    if run_cache is None:
+        os.environ.pop(RUN_CACHE_ENV, None)
+    else:
+        os.environ[RUN_CACHE_ENV] = str(run_cache)
     os.environ.setdefault("MPLBACKEND", "Agg")
     cells = []
     try:
@@ -66,10 +80,11 @@ def time_notebook(path: Path, timeout: int) -> dict:
                               "first_line": cell.source.splitlines()[0][:70] if cell.source else ""})
         wall = time.perf_counter() - t_start
     finally:
-        if env_before is None:
-            os.environ.pop("LVMLIB_SMOKE", None)
-        else:
-            os.environ["LVMLIB_SMOKE"] = env_before
+        for name, value in env_before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return {"notebook": path.name, "wall_s": wall, "cells": cells}
 
 
@@ -78,6 +93,8 @@ def main(argv=None) -> int:
     parser.add_argument("notebooks", nargs="*", help="file names in solutions/ (default: all)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed for one cell")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "notebook_cells")
+    parser.add_argument("--run-cache", type=Path, default=None, metavar="DIR",
+                        help="run the training cells with LVMLIB_RUN_CACHE=DIR (their fast path once DIR holds the runs)")
     args = parser.parse_args(argv)
     paths = [ROOT / "solutions" / n for n in args.notebooks] or sorted((ROOT / "solutions").glob("*.ipynb"))
 
@@ -85,7 +102,7 @@ def main(argv=None) -> int:
     results = []
     for path in paths:
         print(f"running {path.name} ...", flush=True)
-        res = time_notebook(path, args.timeout)
+        res = time_notebook(path, args.timeout, args.run_cache)
         results.append(res)
         slow = [c for c in res["cells"] if (c["seconds"] or 0) > REPORT_OVER_S]
         print(f"  {res['wall_s']:.1f} s in all; cells over {REPORT_OVER_S:.0f} s: "
@@ -98,6 +115,7 @@ def main(argv=None) -> int:
                "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
                "load_average_before": [round(x, 2) for x in load_before],
                "load_average_after": [round(x, 2) for x in load_after],
+               "run_cache": str(args.run_cache) if args.run_cache else None,
                "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     over = [(r["notebook"], c) for r in results for c in r["cells"]
             if (c["seconds"] or 0) > BUDGET_S and not c["training"]]
@@ -108,6 +126,8 @@ def main(argv=None) -> int:
              f"({machine['torch_threads']} threads), Python {machine['python']}; {machine['date']}.",
              f"Load average (1, 5, 15 min) before: {machine['load_average_before']}, "
              f"after: {machine['load_average_after']} (a shared machine: other work ran alongside).",
+             ("Training cells trained (LVMLIB_RUN_CACHE unset)." if args.run_cache is None else
+              f"LVMLIB_RUN_CACHE={args.run_cache}: training cells whose run is in that folder loaded it (the fast path)."),
              f"Budget: {BUDGET_S:.0f} s per cell, except training cells (tagged `training`: progress bar, fast path).",
              f"Listed: every cell over {REPORT_OVER_S:.0f} s (index = position in the notebook, id = cell id).",
              "Wall time grows with the machine's load; the kernel's CPU time (all its threads) much less. "
