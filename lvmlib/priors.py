@@ -242,9 +242,9 @@ class VampPrior(Prior):
       reaches the encoder's weights as zero: the prior follows the encoder without steering it,
       and the encoder learns from the reconstruction term and log q(z|x) alone, as with a prior
       of its own parameters. Needs ``encoder`` to be an ``nn.Module`` (its weights are detached
-      with ``torch.func.functional_call``). On the 8x8 digits (1000 training images) this trains
-      about as long as the standard VAE before the validation ELBO turns and gains about 1.4
-      nats of test log-likelihood over True (``benchmarks/results/priors_digits.md``).
+      with ``torch.func.functional_call``). On the 8x8 digits (1000 training images) it trains
+      about as long as the standard VAE before the validation ELBO turns, where True stops at
+      about half as many epochs (``benchmarks/results/priors_digits.md`` has the numbers).
     """
 
     def __init__(self, M: int, D: int, encoder: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], n_components: int = 16,
