@@ -37,6 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from lvmlib.gaussian import log_normal_diag
 from lvmlib.priors import make_prior
@@ -64,6 +65,18 @@ class HierarchicalVAEConfig(VAEConfig):
             raise ValueError(f"HierarchicalVAEConfig.M2 (the top latent dimension) must be a positive integer, got {self.M2!r}")
 
 
+class _InputToTop(nn.Module):
+    """u (K, D) -> q(z2 | z1 = mu_z1(u)): the map of a top-level VampPrior, built from the two encoders."""
+
+    def __init__(self, encoder: Encoder, encoder_top: Encoder):
+        super().__init__()
+        self.encoder, self.encoder_top = encoder, encoder_top
+
+    def forward(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu_1, _ = self.encoder(u)
+        return self.encoder_top(mu_1)
+
+
 class HierarchicalVAE(VAE):
     """p(z2) p(z1|z2) p(x|z1) with bottom-up inference q(z1|x) q(z2|z1); see the module docstring.
 
@@ -80,13 +93,16 @@ class HierarchicalVAE(VAE):
         c = config
         self.encoder_top = Encoder(c.M, c.M2, c.H, c.n_hidden_layers, c.activation)
         self.conditional_prior = Encoder(c.M2, c.M, c.H, c.n_hidden_layers, c.activation)
-        self.prior = make_prior(c.prior, c.M2, n_components=c.n_components, D=c.D, encoder=self._encode_top_from_input)
+        # u -> q(z2 | z1 = mu_z1(u)) as a module of the two encoders (held unregistered, as the VampPrior
+        # holds its encoder), so that vamp_encoder_gradient=False can detach both encoders' weights
+        object.__setattr__(self, "_input_to_top", _InputToTop(self.encoder, self.encoder_top))
+        self.prior = make_prior(c.prior, c.M2, n_components=c.n_components, D=c.D, encoder=self._input_to_top,
+                                encoder_gradient=c.vamp_encoder_gradient)
         self.to(get_device(c.device))
 
     def _encode_top_from_input(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z2 | z1 = mu_z1(u)) for encoder inputs u (K, D): the VampPrior's components over z2."""
-        mu_1, _ = self.encoder(u)
-        return self.encoder_top(mu_1)
+        return self._input_to_top(u)
 
     # -- the model -------------------------------------------------------------------
     def _kl_top(self, z1: torch.Tensor, mu_2: torch.Tensor, lv_2: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:

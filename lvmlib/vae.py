@@ -108,6 +108,10 @@ class VAEConfig:
             "vamp" (the VampPrior, a mixture of the encoder's posteriors at learnable
             pseudo-inputs; initialise them from training data with ``VAE.init_prior``).
         n_components: mixture components of "mog" / pseudo-inputs of "vamp" (>= 1).
+        vamp_encoder_gradient: for "vamp": True (Tomczak & Welling) lets the prior's term
+            log p(z) of the KL train the encoder's weights as well as the pseudo-inputs; False
+            trains the pseudo-inputs only (see :class:`lvmlib.priors.VampPrior`). Other priors
+            ignore it.
         device: "auto", "cpu", "cuda", "cuda:N"; the VAE moves itself there when built.
     """
 
@@ -124,6 +128,7 @@ class VAEConfig:
     prior: str = "standard_normal"
     device: str = "auto"
     n_components: int = 16
+    vamp_encoder_gradient: bool = True
 
     def __post_init__(self):
         for name in ("D", "M", "H"):
@@ -150,6 +155,9 @@ class VAEConfig:
             raise ValueError(f"VAEConfig.prior must be one of {list(PRIORS)}, got {self.prior!r}")
         if not _is_int(self.n_components) or self.n_components < 1:
             raise ValueError(f"VAEConfig.n_components must be a positive integer, got {self.n_components!r}")
+        if not isinstance(self.vamp_encoder_gradient, (bool, np.bool_)):
+            raise TypeError(f"VAEConfig.vamp_encoder_gradient must be True or False, got {self.vamp_encoder_gradient!r}")
+        object.__setattr__(self, "vamp_encoder_gradient", bool(self.vamp_encoder_gradient))
         if not isinstance(self.device, str):
             raise TypeError(f"VAEConfig.device must be a string such as 'auto' or 'cpu', got {self.device!r}")
         # NumPy numbers become Python numbers, so that the config is plain data (JSON, checkpoints)
@@ -519,7 +527,8 @@ class VAE(nn.Module):
         self.encoder = Encoder(c.D, c.M, c.H, c.n_hidden_layers, c.activation)
         self.decoder = make_decoder(c)
         # the VampPrior maps its pseudo-inputs through this encoder (held as a reference)
-        self.prior: Prior = make_prior(c.prior, c.M, n_components=c.n_components, D=c.D, encoder=self.encoder)
+        self.prior: Prior = make_prior(c.prior, c.M, n_components=c.n_components, D=c.D, encoder=self.encoder,
+                                       encoder_gradient=c.vamp_encoder_gradient)
         self.kl_weight = 1.0
         self.to(get_device(c.device))
 

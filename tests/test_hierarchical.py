@@ -219,3 +219,28 @@ def test_command_line_trains_resumes_and_reloads_the_new_models(tmp_path, capsys
     assert main(["--dataset", "digits", "--latent", "4", "--hidden", "16", "--layers", "1", "--no-progress",
                  "--eval-samples", "5", "--out", str(mog), "--prior", "mog", "--components", "3", "--epochs", "2"]) == 0
     assert isinstance(load_vae(mog / "checkpoint.pt").prior, MixtureOfGaussiansPrior)
+
+
+def test_top_vamp_without_encoder_gradient():
+    torch.manual_seed(0)
+    a = HierarchicalVAE(cfg(prior="vamp"))
+    b = HierarchicalVAE(cfg(prior="vamp", vamp_encoder_gradient=False))
+    b.load_state_dict(a.state_dict())
+    assert not b.prior.encoder_gradient
+    z2 = torch.randn(5, 2, generator=torch.Generator().manual_seed(1))
+    # the reference: the mixture of q(z2 | z1 = mu_z1(u_k)) computed from the two encoders directly
+    u = a.prior.pseudo_inputs.detach().clone().requires_grad_(True)
+    mu_1, _ = a.encoder(u)
+    m, lv = a.encoder_top(mu_1)
+    ref = torch.logsumexp(Normal(m, torch.exp(0.5 * lv)).log_prob(z2.unsqueeze(1)).sum(-1), 1) - math.log(3)
+    (grad_u,) = torch.autograd.grad(ref.sum(), u)
+    out = b.prior.log_prob(z2)
+    torch.testing.assert_close(out, ref.detach())
+    out.sum().backward()
+    torch.testing.assert_close(b.prior.pseudo_inputs.grad, grad_u)
+    assert all(p.grad is None for p in [*b.encoder.parameters(), *b.encoder_top.parameters()])
+    # the forward pass is the same as with encoder gradients; the state holds each encoder once
+    x = data(6)
+    oa, ob = (m_(x, generator=torch.Generator().manual_seed(3)) for m_ in (a, b))
+    torch.testing.assert_close(ob["loss"], oa["loss"])
+    assert not any(k.startswith("prior.encoder") for k in b.state_dict())

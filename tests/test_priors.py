@@ -264,3 +264,49 @@ def test_vamp_bad_inputs():
     wrong = VampPrior(3, 4, encode, 3).double()  # the encoder gives M = 2, the prior expects 3
     with pytest.raises(ValueError, match="M=3"):
         wrong.log_prob(torch.zeros(1, 3, dtype=torch.float64))
+
+
+class _ModuleEncoder(nn.Module):
+    """The encoder of ``_encoder`` as a module (encoder_gradient=False needs one)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, u):
+        return torch.chunk(self.net(u), 2, dim=-1)
+
+
+def test_vamp_without_encoder_gradient_same_density_gradient_to_pseudo_inputs_only():
+    D, M, K = 5, 3, 4
+    net, encode = _encoder(D, M, seed=3)
+    u = torch.rand(K, D, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    z = 1.5 * torch.randn(6, M, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    prior = VampPrior(M, D, _ModuleEncoder(net), n_components=K, encoder_gradient=False).double()
+    prior.init_pseudo_inputs(u)
+    assert not prior.encoder_gradient and "encoder_gradient=False" in repr(prior)
+    # the reference: torch's mixture of the encoder's posteriors, built from a leaf copy of u
+    u_ref = u.clone().requires_grad_(True)
+    mu, log_var = encode(u_ref)
+    ref = _torch_mixture(mu, log_var, torch.full((K,), 1.0 / K, dtype=torch.float64)).log_prob(z)
+    (grad_u,) = torch.autograd.grad(ref.sum(), u_ref)
+    out = prior.log_prob(z)
+    torch.testing.assert_close(out, ref.detach())
+    for p in net.parameters():
+        p.grad = None
+    out.sum().backward()
+    # d log p / d u is the full one (the encoder's map is differentiated), the encoder's weights get nothing
+    torch.testing.assert_close(prior.pseudo_inputs.grad, grad_u)
+    assert all(p.grad is None for p in net.parameters())
+    # sampling and the state are as with encoder gradients
+    assert list(prior.state_dict()) == ["pseudo_inputs"]
+    assert prior.sample(3, generator=torch.Generator().manual_seed(0)).shape == (3, M)
+
+
+def test_vamp_encoder_gradient_bad_arguments():
+    net, encode = _encoder(4, 2)
+    with pytest.raises(TypeError, match="encoder_gradient must be True or False"):
+        VampPrior(2, 4, _ModuleEncoder(net), 3, encoder_gradient="no")
+    with pytest.raises(TypeError, match="nn.Module"):
+        VampPrior(2, 4, encode, 3, encoder_gradient=False)  # a plain function has no weights to detach
+    assert make_prior("vamp", 2, D=4, encoder=_ModuleEncoder(net), encoder_gradient=False).encoder_gradient is False

@@ -1,5 +1,6 @@
 """The VAE with learnable priors (mixture of Gaussians, VampPrior), its KL weight, and training them."""
 
+import copy
 import math
 
 import numpy as np
@@ -144,3 +145,52 @@ def test_learnable_prior_checkpoints_resume_exactly_and_reload(tmp_path, prior):
     back = load_vae(path)
     z = torch.randn(5, 2)
     torch.testing.assert_close(back.prior.log_prob(z), full.prior.log_prob(z))
+
+
+def test_vamp_without_encoder_gradient_trains_the_encoder_from_q_alone():
+    torch.manual_seed(0)
+    with_grad = VAE(cfg(prior="vamp", beta=1.5))
+    without = VAE(cfg(prior="vamp", beta=1.5, vamp_encoder_gradient=False))
+    without.load_state_dict(with_grad.state_dict())
+    assert with_grad.prior.encoder_gradient and not without.prior.encoder_gradient
+    x = data(7)
+    outs = [m(x, generator=torch.Generator().manual_seed(2)) for m in (with_grad, without)]
+    for k in ("loss", "elbo", "re", "kl"):  # the same values: only the gradients differ
+        torch.testing.assert_close(outs[1][k], outs[0][k])
+    outs[1]["loss"].backward()
+    # the reference: the same loss with log p(z) evaluated by a frozen copy of the encoder
+    ref = VAE(cfg(prior="vamp", beta=1.5))
+    ref.load_state_dict(with_grad.state_dict())
+    frozen = copy.deepcopy(ref.encoder).requires_grad_(False)
+    mu_z, log_var = ref.encoder(x)
+    z = reparameterize(mu_z, log_var, generator=torch.Generator().manual_seed(2))
+    m_u, lv_u = frozen(ref.prior.pseudo_inputs)
+    log_p = torch.logsumexp(Normal(m_u, torch.exp(0.5 * lv_u)).log_prob(z.unsqueeze(1)).sum(-1), 1) - math.log(3)
+    log_q = Normal(mu_z, torch.exp(0.5 * log_var)).log_prob(z).sum(-1)
+    loss = -(ref.decoder.log_prob(x, z) - 1.5 * (log_q - log_p)).mean()
+    torch.testing.assert_close(loss, outs[1]["loss"])
+    loss.backward()
+    for (name, p), q in zip(without.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
+    # and it differs from Tomczak & Welling's gradient, which also reaches the encoder through the prior
+    outs[0]["loss"].backward()
+    assert not torch.allclose(with_grad.encoder.net[0].weight.grad, without.encoder.net[0].weight.grad)
+    torch.testing.assert_close(with_grad.decoder.net[0].weight.grad, without.decoder.net[0].weight.grad)
+
+
+def test_vamp_encoder_gradient_config_checks_and_checkpoint(tmp_path):
+    with pytest.raises(TypeError, match="vamp_encoder_gradient"):
+        cfg(prior="vamp", vamp_encoder_gradient="yes")
+    with pytest.raises(TypeError, match="vamp_encoder_gradient"):
+        cfg(prior="vamp", vamp_encoder_gradient=1)
+    assert cfg(prior="vamp", vamp_encoder_gradient=np.bool_(False)).vamp_encoder_gradient is False
+    x, xv = data(32), data(8, seed=1)
+    torch.manual_seed(0)
+    model = VAE(cfg(prior="vamp", vamp_encoder_gradient=False))
+    model.init_prior(x)
+    path = tmp_path / "ckpt.pt"
+    train(model, x, xv, _quiet(max_epochs=2), checkpoint=path)
+    back = load_vae(path)
+    assert back.config.vamp_encoder_gradient is False and back.prior.encoder_gradient is False
+    z = torch.randn(5, 2)
+    torch.testing.assert_close(back.prior.log_prob(z), model.prior.log_prob(z))
