@@ -219,6 +219,12 @@ def test_command_line_trains_resumes_and_reloads_the_new_models(tmp_path, capsys
     assert main(["--dataset", "digits", "--latent", "4", "--hidden", "16", "--layers", "1", "--no-progress",
                  "--eval-samples", "5", "--out", str(mog), "--prior", "mog", "--components", "3", "--epochs", "2"]) == 0
     assert isinstance(load_vae(mog / "checkpoint.pt").prior, MixtureOfGaussiansPrior)
+    vamp = tmp_path / "vamp"
+    assert main(["--dataset", "digits", "--latent", "4", "--hidden", "16", "--layers", "1", "--no-progress",
+                 "--eval-samples", "5", "--out", str(vamp), "--prior", "vamp", "--components", "3", "--epochs", "1",
+                 "--no-vamp-encoder-gradient"]) == 0
+    assert load_checkpoint(vamp / "checkpoint.pt")["model_config"]["vamp_encoder_gradient"] is False
+    assert load_vae(vamp / "checkpoint.pt").prior.encoder_gradient is False
 
 
 def test_top_vamp_without_encoder_gradient():

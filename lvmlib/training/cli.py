@@ -101,6 +101,9 @@ def _build_parser() -> argparse.ArgumentParser:
                    "initialised from training images) (default: standard_normal)")
     m.add_argument("--components", type=_positive_int, default=16,
                    help="mixture components (mog) or pseudo-inputs (vamp) (default: 16)")
+    m.add_argument("--vamp-encoder-gradient", action=argparse.BooleanOptionalAction, default=True,
+                   help="vamp: the prior's term log p(z) also trains the encoder (default); with "
+                   "--no-vamp-encoder-gradient it trains the pseudo-inputs only")
     m.add_argument("--hierarchical", action="store_true",
                    help="a two-level hierarchical VAE p(z2) p(z1|z2) p(x|z1) (lvmlib.hierarchical); "
                    "--latent is the size of z1, --latent-top the size of z2")
@@ -207,6 +210,7 @@ def build_model(args: argparse.Namespace, D: int, n_levels: int, device: torch.d
         **extra,
         prior=getattr(args, "prior", "standard_normal"),
         n_components=getattr(args, "components", 16),
+        vamp_encoder_gradient=getattr(args, "vamp_encoder_gradient", True),
         D=D,
         M=args.latent,
         H=args.hidden,
