@@ -172,8 +172,40 @@ def mixture_log_prob(z: torch.Tensor, means: torch.Tensor, log_vars: torch.Tenso
     Inputs: z (..., M); means, log_vars (K, M); log_weights (K,) (log w_k, logsumexp 0).
     Returns: (...,).
     """
-    log_comp = log_normal_diag(z.unsqueeze(-2), means, log_vars)  # (..., K): log N(z | m_k, S_k)
+    log_comp = component_log_probs(z, means, log_vars)  # (..., K): log N(z | m_k, S_k)
     return torch.logsumexp(log_comp + log_weights, dim=-1)  # (...,)
+
+
+DIRECT_TABLE_LIMIT = 1 << 22  # the largest (..., K, M) table component_log_probs builds element by element
+
+
+def component_log_probs(z: torch.Tensor, means: torch.Tensor, log_vars: torch.Tensor) -> torch.Tensor:
+    """log N(z | m_k, diag(exp(lv_k))) for every component k.
+
+    Up to DIRECT_TABLE_LIMIT elements of (..., K, M): the direct table of (z_m - m_km)^2 / v_km.
+    Beyond (importance sampling with thousands of samples against hundreds of components), the
+    square expanded into matrix products, with no (..., K, M) table:
+
+        sum_m (z_m - m_km)^2 / v_km = z^2 . (1/v_k) - 2 z . (m_k / v_k) + sum_m m_km^2 / v_km,
+
+    accumulated in float64 on the CPU and CUDA (the three terms cancel where z is near m_k).
+    Inputs: z (..., M); means, log_vars (K, M). Returns: (..., K) in z's dtype.
+    """
+    K, M = means.shape[-2:]
+    if z.dim() < 1 or z.shape[-1] != M or z.numel() * K <= DIRECT_TABLE_LIMIT:
+        return log_normal_diag(z.unsqueeze(-2), means, log_vars)
+    acc = torch.float64 if z.device.type in ("cpu", "cuda") else z.dtype
+    zf = z.reshape(-1, M).to(acc)  # (N, M)
+    m, lv = means.to(acc), log_vars.to(acc)
+    prec = torch.exp(-lv)  # (K, M) 1 / v_k
+    quad = (zf * zf) @ prec.T - 2.0 * zf @ (m * prec).T + (m * m * prec).sum(-1)  # (N, K)
+    out = -0.5 * (M * math.log(2 * math.pi) + lv.sum(-1) + quad)
+    out = out.to(z.dtype).reshape(*z.shape[:-1], K)
+    if not bool(torch.isfinite(out).all()):  # name the cause as the direct computation does
+        bad = int((~torch.isfinite(out.reshape(-1, K))).any(-1).nonzero()[0, 0])
+        log_normal_diag(z.reshape(-1, M)[bad].unsqueeze(-2), means, log_vars)
+        raise ValueError("the mixture's component log-densities are not finite (z, means or log_vars too large)")
+    return out
 
 
 def _sample_mixture(n, means, log_vars, log_weights, generator):

@@ -91,6 +91,7 @@ def test_bad_inputs():
 # ----------------------------------------------------------------------------- learnable priors
 from torch.distributions import Categorical, MixtureSameFamily  # noqa: E402
 
+from lvmlib.gaussian import log_normal_diag  # noqa: E402
 from lvmlib.priors import MixtureOfGaussiansPrior, VampPrior, mixture_log_prob  # noqa: E402
 
 
@@ -139,6 +140,40 @@ def test_mixture_log_prob_is_stable_far_from_every_component():
     z = torch.tensor([[300.0, -300.0]], dtype=torch.float64)
     out = mixture_log_prob(z, means, log_vars, torch.log(torch.tensor([0.5, 0.5], dtype=torch.float64)))
     torch.testing.assert_close(out, Normal(0.0, 1.0).log_prob(z.double()).sum(-1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_large_inputs_take_the_matrix_product_path_and_agree(monkeypatch, dtype):
+    from lvmlib import priors
+
+    g = torch.Generator().manual_seed(3)
+    K, M = 50, 6
+    means = 2.0 * torch.randn(K, M, generator=g, dtype=torch.float64)
+    log_vars = -6.0 * torch.rand(K, M, generator=g, dtype=torch.float64)  # narrow components, as the VampPrior's
+    w = torch.softmax(torch.randn(K, generator=g, dtype=torch.float64), 0)
+    z = means[torch.arange(40) % K] + 0.05 * torch.randn(40, M, generator=g, dtype=torch.float64)  # near the means
+    z = torch.cat([z, 3.0 * torch.randn(40, M, generator=g, dtype=torch.float64)]).reshape(4, 20, M)
+    ref = _torch_mixture(means, log_vars, w).log_prob(z)
+    direct = priors.mixture_log_prob(z.to(dtype), means.to(dtype), log_vars.to(dtype), torch.log(w).to(dtype))
+    monkeypatch.setattr(priors, "DIRECT_TABLE_LIMIT", 10)  # force the expanded form
+    calls = []
+    monkeypatch.setattr(priors, "log_normal_diag", lambda *a, **k: calls.append(a) or log_normal_diag(*a, **k))
+    fast = priors.mixture_log_prob(z.to(dtype), means.to(dtype), log_vars.to(dtype), torch.log(w).to(dtype))
+    assert not calls and fast.shape == (4, 20) and fast.dtype == dtype
+    tol = dict(rtol=1e-5, atol=1e-3) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-8)
+    torch.testing.assert_close(fast.double(), ref, **tol)
+    torch.testing.assert_close(fast, direct, **tol)
+    # gradients flow through the expanded form as through the direct one
+    m = means.clone().requires_grad_(True)
+    priors.mixture_log_prob(z, m, log_vars, torch.log(w)).sum().backward()
+    m_ref = means.clone().requires_grad_(True)
+    _torch_mixture(m_ref, log_vars, w).log_prob(z).sum().backward()
+    torch.testing.assert_close(m.grad, m_ref.grad)
+    # a NaN in z is named as the direct computation names it
+    bad = z.clone()
+    bad[2, 7, 1] = float("nan")
+    with pytest.raises(ValueError, match="x must be finite"):
+        priors.mixture_log_prob(bad, means, log_vars, torch.log(w))
 
 
 def test_vamp_log_prob_matches_mixture_of_encoder_posteriors():
