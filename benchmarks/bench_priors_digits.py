@@ -42,7 +42,7 @@ for p in (str(ROOT), str(HERE)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from bench_vae_digits import OURS_MODEL, OURS_TRAIN, machine_description  # noqa: E402
+from bench_vae_digits import OURS_MODEL, OURS_TRAIN, machine_description, pm, seed_summary  # noqa: E402
 
 from lvmlib.data import digits_split  # noqa: E402
 from lvmlib.hierarchical import HierarchicalVAE, HierarchicalVAEConfig  # noqa: E402
@@ -103,18 +103,6 @@ METRICS = ("test_neg_elbo", "test_neg_log_px", "test_kl", "active_units", "epoch
            "total_time")
 
 
-def summarise(runs):
-    out = {}
-    for k in METRICS:
-        v = np.array([r[k] for r in runs], dtype=float)
-        out[k] = {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "values": v.tolist()}
-    return out
-
-
-def pm(s, fmt="{:.2f}"):
-    return f"{fmt.format(s['mean'])} ± {fmt.format(s['sd'])}"
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="3 epochs, K = 50, seed 0: a sanity check, not a measurement")
@@ -142,7 +130,7 @@ def main(argv=None) -> int:
                   f"time to best {r['time_to_best']:.1f} s", flush=True)
             runs.append(r)
         rows.append({"name": name, "kind": kind, "model": {**OURS_MODEL, **model_kw}, "train": {**OURS_TRAIN, **train_kw},
-                     "runs": runs, "summary": summarise(runs)})
+                     "runs": runs, "summary": seed_summary(runs, METRICS)})
     try:
         load_end = os.getloadavg()
     except OSError:

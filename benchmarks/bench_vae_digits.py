@@ -309,9 +309,9 @@ def main(argv=None) -> int:
         print(_line("ours", o), flush=True)
         runs.append({"seed": seed, "baseline": b, "ours": o,
                      "speedup_time_to_best": b["time_to_best"] / o["time_to_best"] if o["time_to_best"] > 0 else float("inf")})
-    b_mean, o_mean = _summary([r["baseline"] for r in runs]), _summary([r["ours"] for r in runs])
+    b_mean, o_mean = seed_summary([r["baseline"] for r in runs]), seed_summary([r["ours"] for r in runs])
     speedup = b_mean["time_to_best"]["mean"] / o_mean["time_to_best"]["mean"]
-    print(f"over seeds {seeds}: baseline -log p(x) {_pm(b_mean['test_neg_log_px'])}, ours {_pm(o_mean['test_neg_log_px'])}; "
+    print(f"over seeds {seeds}: baseline -log p(x) {pm(b_mean['test_neg_log_px'])}, ours {pm(o_mean['test_neg_log_px'])}; "
           f"mean time to the best model, baseline / ours = {speedup:.2f}x")
     try:
         load_end = os.getloadavg()
@@ -346,16 +346,16 @@ def main(argv=None) -> int:
 _METRICS = ("test_neg_elbo", "test_neg_log_px", "best_val", "epochs", "best_epoch", "time_to_best", "total_time")
 
 
-def _summary(rows):
+def seed_summary(rows, metrics=_METRICS):
     """Mean and standard deviation (ddof 1; 0 for one seed) over seeds of each metric."""
     out = {}
-    for k in _METRICS:
+    for k in metrics:
         v = np.array([r[k] for r in rows], dtype=float)
         out[k] = {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "values": v.tolist()}
     return out
 
 
-def _pm(stat, fmt="{:.2f}"):
+def pm(stat, fmt="{:.2f}"):
     return f"{fmt.format(stat['mean'])} ± {fmt.format(stat['sd'])}"
 
 
@@ -431,13 +431,13 @@ def _markdown(rec) -> str:
         return [1000 * t / e for t, e in zip(r["total_time"]["values"], r["epochs"]["values"])]
 
     rows = [
-        ("test -ELBO (nats/image)", _pm(b["test_neg_elbo"]), _pm(o["test_neg_elbo"])),
-        (f"test -log p(x), IS K={rec['setup']['K']} (nats/image)", _pm(b["test_neg_log_px"]), _pm(o["test_neg_log_px"])),
-        ("best validation -ELBO", _pm(b["best_val"]), _pm(o["best_val"])),
-        ("epochs run (best epoch)", f"{_pm(b['epochs'], '{:.0f}')} ({_pm(b['best_epoch'], '{:.0f}')})",
-         f"{_pm(o['epochs'], '{:.0f}')} ({_pm(o['best_epoch'], '{:.0f}')})"),
-        ("wall time to best model (s)", _pm(b["time_to_best"], "{:.1f}"), _pm(o["time_to_best"], "{:.1f}")),
-        ("total training time (s)", _pm(b["total_time"], "{:.1f}"), _pm(o["total_time"], "{:.1f}")),
+        ("test -ELBO (nats/image)", pm(b["test_neg_elbo"]), pm(o["test_neg_elbo"])),
+        (f"test -log p(x), IS K={rec['setup']['K']} (nats/image)", pm(b["test_neg_log_px"]), pm(o["test_neg_log_px"])),
+        ("best validation -ELBO", pm(b["best_val"]), pm(o["best_val"])),
+        ("epochs run (best epoch)", f"{pm(b['epochs'], '{:.0f}')} ({pm(b['best_epoch'], '{:.0f}')})",
+         f"{pm(o['epochs'], '{:.0f}')} ({pm(o['best_epoch'], '{:.0f}')})"),
+        ("wall time to best model (s)", pm(b["time_to_best"], "{:.1f}"), pm(o["time_to_best"], "{:.1f}")),
+        ("total training time (s)", pm(b["total_time"], "{:.1f}"), pm(o["total_time"], "{:.1f}")),
         ("training time per epoch (ms)", f"{np.mean(per_epoch(b)):.0f}", f"{np.mean(per_epoch(o)):.0f}"),
     ]
     per_seed = [f"| {r['seed']} | {r['baseline']['test_neg_log_px']:.2f} | {r['ours']['test_neg_log_px']:.2f} | "
