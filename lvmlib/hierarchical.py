@@ -100,10 +100,6 @@ class HierarchicalVAE(VAE):
                                 encoder_gradient=c.vamp_encoder_gradient)
         self.to(get_device(c.device))
 
-    def _encode_top_from_input(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """q(z2 | z1 = mu_z1(u)) for encoder inputs u (K, D): the VampPrior's components over z2."""
-        return self._input_to_top(u)
-
     # -- the model -------------------------------------------------------------------
     def _kl_top(self, z1: torch.Tensor, mu_2: torch.Tensor, lv_2: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         """KL(q(z2|z1) || p(z2)): closed form where the prior has one, else log q(z2|z1) - log p(z2) at z2."""
