@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from lvmlib.gaussian import log_normal_diag
-from lvmlib.priors import make_prior
+from lvmlib.priors import make_prior, prior_log_prob
 from lvmlib.runtime import get_device
 from lvmlib.vae import VAE, Encoder, VAEConfig, _is_int, reparameterize
 
@@ -82,8 +82,8 @@ class HierarchicalVAE(VAE):
 
     Sub-modules: ``encoder`` q(z1|x) (D -> M), ``encoder_top`` q(z2|z1) (M -> M2),
     ``conditional_prior`` p(z1|z2) (M2 -> M), ``decoder`` p(x|z1), ``prior`` p(z2).
-    Everything else (input forms per likelihood, ``encode``, ``reconstruct``, ``kl_weight``,
-    ``init_prior``) is the VAE's.
+    Everything else (input forms per likelihood, ``encode`` and ``reconstruct`` through q(z1|x),
+    ``kl_weight``, ``init_prior``) is the VAE's; the VAE's one-level ``kl`` is refused.
     """
 
     def __init__(self, config: HierarchicalVAEConfig):
@@ -101,13 +101,26 @@ class HierarchicalVAE(VAE):
         self.to(get_device(c.device))
 
     # -- the model -------------------------------------------------------------------
-    def _kl_top(self, z1: torch.Tensor, mu_2: torch.Tensor, lv_2: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    def kl(self, mu_z, log_var, z=None, *, check: bool = True):
+        """Not defined for the hierarchical model: refused.
+
+        The VAE's KL(q(z|x) || p(z)) compares q(z1|x) with the prior of z2, which means nothing
+        here; the hierarchical KL has two terms that need z1 and z2 (``forward`` and ``elbo``
+        return them as "kl_z1" and "kl_z2", and their sum as "kl")."""
+        raise NotImplementedError(
+            "HierarchicalVAE.kl is not defined: the KL of a two-level model is kl_z1 + kl_z2, which need "
+            "samples of z1 and z2; use model.elbo(x) or model(x) and read 'kl', 'kl_z1' and 'kl_z2'"
+        )
+
+    def _kl_top(self, z1: torch.Tensor, mu_2: torch.Tensor, lv_2: torch.Tensor, z2: torch.Tensor,
+                check: bool = True) -> torch.Tensor:
         """KL(q(z2|z1) || p(z2)): closed form where the prior has one, else log q(z2|z1) - log p(z2) at z2."""
         if self.prior.supports_analytic_kl:
             return self.prior.analytic_kl(mu_2, lv_2)
-        return log_normal_diag(z2, mu_2, lv_2) - self.prior.log_prob(z2)
+        return log_normal_diag(z2, mu_2, lv_2, check=check) - prior_log_prob(self.prior, z2, check)
 
-    def _terms(self, x: torch.Tensor, K: int | None, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
+    def _terms(self, x: torch.Tensor, K: int | None, generator: torch.Generator | None,
+               check: bool = True) -> dict[str, torch.Tensor]:
         """Per-sample terms at z1 ~ q(z1|x), z2 ~ q(z2|z1). Shapes (B,) or (K, B) when K is given."""
         mu_1, lv_1 = self.encoder(self.encoder_input(x))  # q(z1|x)        (B, M)
         if K is not None:
@@ -117,21 +130,26 @@ class HierarchicalVAE(VAE):
         z2 = reparameterize(mu_2, lv_2, generator=generator)  # z2 ~ q(z2|z1)
         mu_p, lv_p = self.conditional_prior(z2)  # p(z1|z2)                  (..., M)
         re = self.decoder.log_prob(x, z1, check=False)  # log p(x|z1)
-        kl_z1 = log_normal_diag(z1, mu_1, lv_1) - log_normal_diag(z1, mu_p, lv_p)
-        kl_z2 = self._kl_top(z1, mu_2, lv_2, z2)
+        kl_z1 = log_normal_diag(z1, mu_1, lv_1, check=check) - log_normal_diag(z1, mu_p, lv_p, check=check)
+        kl_z2 = self._kl_top(z1, mu_2, lv_2, z2, check=check)
         return {"re": re, "kl_z1": kl_z1, "kl_z2": kl_z2}
 
     def forward(self, x, generator: torch.Generator | None = None, *, check: bool = True) -> dict[str, torch.Tensor]:
         """The ELBO with one sample of (z1, z2) ~ q, its named terms and the loss.
 
         Inputs: x (B, D) in the form the likelihood models; check: as :meth:`VAE.forward`
-        (False: only type and shape, for batches of data validated once with ``check_data``).
+        (False: only type and shape, and no host read anywhere in the pass, for batches of data
+        validated once with ``check_data``).
         Returns: {"loss": scalar, "elbo", "re", "kl", "kl_z1", "kl_z2": (B,) each}.
         """
+        if not isinstance(check, bool):
+            raise TypeError(f"check must be True or False, got {check!r}")
         x = self.check_data(x) if check else self._x_form(x)
-        t = self._terms(x, None, generator)
+        if check:
+            self.check_parameters()
+        t = self._terms(x, None, generator, check=check)
         kl = t["kl_z1"] + t["kl_z2"]
-        loss = -(t["re"] - self.config.beta * self.kl_weight * kl).mean()
+        loss = -(t["re"] - self.config.beta * self._kl_weight * kl).mean()
         return {"loss": loss, "elbo": t["re"] - kl, "re": t["re"], "kl": kl, "kl_z1": t["kl_z1"], "kl_z2": t["kl_z2"]}
 
     def elbo(self, x, K: int = 1, analytic_kl: bool = True, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:

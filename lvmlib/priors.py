@@ -34,6 +34,7 @@ z ~ q(z|x) (``VAE.kl`` chooses it automatically).
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Callable
 
@@ -43,13 +44,62 @@ from torch import nn
 
 from lvmlib.gaussian import kl_normal_diag, log_normal_diag, log_normal_standard
 
-__all__ = ["Prior", "StandardNormalPrior", "MixtureOfGaussiansPrior", "VampPrior", "mixture_log_prob", "make_prior"]
+__all__ = [
+    "Prior", "StandardNormalPrior", "MixtureOfGaussiansPrior", "VampPrior", "mixture_log_prob", "make_prior", "check_finite",
+]
 
 
 def _check_M(M) -> int:
     if isinstance(M, bool) or not isinstance(M, (int, np.integer)) or M < 1:
         raise ValueError(f"M (the number of latent dimensions) must be a positive integer, got {M!r}")
     return int(M)
+
+
+def _check_flag(check) -> bool:
+    if not isinstance(check, (bool, np.bool_)):
+        raise TypeError(f"check must be True or False, got {check!r}")
+    return bool(check)
+
+
+def prior_log_prob(prior, z: torch.Tensor, check: bool = True) -> torch.Tensor:
+    """``prior.log_prob(z, check=check)``, or ``prior.log_prob(z)`` for a prior of one's own whose
+    log_prob takes no ``check`` (the interface every prior here has; nothing is inspected per call)."""
+    if getattr(prior, "_log_prob_takes_check", False):
+        return prior.log_prob(z, check=check)
+    return prior.log_prob(z)
+
+
+def _check_generator(generator, device: torch.device) -> None:
+    if generator is None:
+        return
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    if generator.device.type != device.type:
+        raise ValueError(f"generator must be on the prior's device ({device}), got a generator on {generator.device}")
+
+
+_RELOAD = "it was set or loaded with such values or training diverged; reload a good checkpoint or build the model again"
+
+
+def check_finite(named_tensors, owner: str, what: str = "", hint: str = _RELOAD) -> None:
+    """Raise a ValueError naming the first floating tensor of ``named_tensors`` that holds NaN or inf.
+
+    One host read for all of them (a stacked reduction), a second only to name the culprit.
+    ``owner`` begins the message ("the VAE's"), ``what`` (optional) says what the tensors are,
+    ``hint`` what to do.
+    """
+    items = [(n, t) for n, t in named_tensors if torch.is_tensor(t) and t.is_floating_point() and t.numel()]
+    if not items:
+        return
+    flags = torch.stack([torch.isfinite(t.detach()).all().to("cpu") for _, t in items])
+    if bool(flags.all()):
+        return
+    name, t = items[int((~flags).nonzero()[0, 0])]
+    n_bad = int((~torch.isfinite(t.detach())).sum())
+    kind = f" ({what})" if what else ""
+    raise ValueError(
+        f"{owner} {name}{kind} must be finite, got {n_bad} NaN or infinite value(s): {hint}"
+    )
 
 
 class Prior(nn.Module):
@@ -61,6 +111,11 @@ class Prior(nn.Module):
     """
 
     supports_analytic_kl: bool = False
+    _log_prob_takes_check: bool = True  # False for a subclass whose log_prob(z) has no ``check`` (see prior_log_prob)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._log_prob_takes_check = "check" in inspect.signature(cls.log_prob).parameters
 
     def __init__(self, M: int):
         super().__init__()
@@ -76,12 +131,24 @@ class Prior(nn.Module):
     def dtype(self) -> torch.dtype:
         return self._anchor.dtype
 
-    def _check_z(self, z: torch.Tensor) -> torch.Tensor:
+    def _check_z(self, z: torch.Tensor, check: bool = False) -> torch.Tensor:
+        """Type and shape of z; with ``check`` also its values (one host read) and the prior's parameters."""
         if not torch.is_tensor(z):
             raise TypeError(f"z must be a torch.Tensor of shape (..., {self.M}), got {type(z).__name__}")
         if z.dim() < 1 or z.shape[-1] != self.M:
             raise ValueError(f"z must have shape (..., M={self.M}), got {tuple(z.shape)}")
+        if _check_flag(check):
+            self.check_parameters()
+            check_finite([("z", z)], f"{type(self).__name__}.log_prob's argument", hint="pass finite latent codes")
         return z
+
+    def check_parameters(self) -> None:
+        """Refuse NaN or infinite parameters, naming the first one (``means``, ``logits``, ``pseudo_inputs``).
+
+        One host read. Called where parameters enter: ``load_state_dict``, the start of training,
+        ``sample`` and every ``log_prob(z, check=True)`` (never in the training forward).
+        """
+        check_finite(self.named_parameters(), f"the {type(self).__name__}'s")
 
     @staticmethod
     def _check_n(n) -> int:
@@ -97,10 +164,12 @@ class Prior(nn.Module):
         """
         raise NotImplementedError
 
-    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+    def log_prob(self, z: torch.Tensor, check: bool = True) -> torch.Tensor:
         """log p(z) summed over the M latent dimensions.
 
-        Inputs: z (..., M). Returns: (...,).
+        Inputs: z (..., M); check: True (default) refuses non-finite z and non-finite parameters
+        (by name), reading them on the host; False checks only type and shape, with no host read:
+        for the training forward. Returns: (...,).
         """
         raise NotImplementedError
 
@@ -112,6 +181,11 @@ class Prior(nn.Module):
         Inputs: mu_z (..., M), log_var (..., M). Returns: (...,).
         """
         raise NotImplementedError(f"{type(self).__name__} has no closed-form KL; use a Monte Carlo estimate")
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """``nn.Module.load_state_dict``, refusing a state with NaN or infinite values (named) first."""
+        check_finite(state_dict.items(), "the state_dict's", what="the prior's weights")
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
 
 class StandardNormalPrior(Prior):
@@ -135,9 +209,12 @@ class StandardNormalPrior(Prior):
         n = self._check_n(n)
         return torch.randn(n, self.M, device=self.device, dtype=self.dtype, generator=generator)
 
-    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        """log N(z | 0, I) = -M/2 log(2 pi) - 1/2 ||z||^2. Inputs: z (..., M). Returns: (...,)."""
-        return log_normal_standard(self._check_z(z), check=False)
+    def log_prob(self, z: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """log N(z | 0, I) = -M/2 log(2 pi) - 1/2 ||z||^2. Inputs: z (..., M). Returns: (...,).
+
+        ``check`` (default True) also refuses a z that is not finite (one host read); False
+        checks only type and shape, for the training forward."""
+        return log_normal_standard(self._check_z(z, check), check=False)
 
     def analytic_kl(self, mu_z: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
         """KL(N(mu_z, diag(exp(log_var))) || N(0, I)) = 1/2 sum (mu^2 + exp(log_var) - log_var - 1).
@@ -162,24 +239,47 @@ def _check_K(K, name: str = "n_components") -> int:
     return int(K)
 
 
-def mixture_log_prob(z: torch.Tensor, means: torch.Tensor, log_vars: torch.Tensor, log_weights: torch.Tensor) -> torch.Tensor:
+def mixture_log_prob(z: torch.Tensor, means: torch.Tensor, log_vars: torch.Tensor, log_weights: torch.Tensor,
+                     check: bool = True) -> torch.Tensor:
     """log sum_k w_k N(z | m_k, diag(exp(lv_k))) for diagonal Gaussian components.
 
         log p(z) = logsumexp_k [ log w_k + sum_m log N(z_m | m_km, exp(lv_km)) ]
 
     The component densities are summed over the M dimensions first (each component is one
     M-dimensional Gaussian), then combined over components with logsumexp.
-    Inputs: z (..., M); means, log_vars (K, M); log_weights (K,) (log w_k, logsumexp 0).
+    Inputs: z (..., M); means, log_vars (K, M); log_weights (K,): log w_k, normalised
+    (logsumexp_k log w_k = 0; from logits use ``torch.log_softmax(logits, 0)``).
+    check: True (default) refuses non-finite inputs and log-weights that do not normalise,
+    naming them (host reads); False checks shapes only, for the training forward.
     Returns: (...,).
     """
-    log_comp = component_log_probs(z, means, log_vars)  # (..., K): log N(z | m_k, S_k)
+    for name, t in (("z", z), ("means", means), ("log_vars", log_vars), ("log_weights", log_weights)):
+        if not torch.is_tensor(t):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if means.dim() != 2 or log_vars.shape != means.shape:
+        raise ValueError(f"means and log_vars must both have shape (K, M), got {tuple(means.shape)} and {tuple(log_vars.shape)}")
+    if log_weights.shape != means.shape[:1]:
+        raise ValueError(f"log_weights must have shape (K,) = ({means.shape[0]},), got {tuple(log_weights.shape)}")
+    if z.dim() < 1 or z.shape[-1] != means.shape[1]:
+        raise ValueError(f"z must have shape (..., M={means.shape[1]}) as the means, got {tuple(z.shape)}")
+    if _check_flag(check):
+        check_finite([("means", means), ("log_vars", log_vars), ("log_weights", log_weights), ("z", z)],
+                     "mixture_log_prob's argument", hint="pass finite values (log_weights of a zero weight: use a "
+                     "large negative number, not -inf)")
+        total = float(torch.logsumexp(log_weights.detach().double(), 0))
+        if abs(total) > 1e-4:
+            raise ValueError(
+                f"log_weights must be normalised log-probabilities (logsumexp 0, weights summing to 1), got "
+                f"weights summing to {math.exp(total):.6g}: pass torch.log_softmax(logits, 0)"
+            )
+    log_comp = component_log_probs(z, means, log_vars, check=check)  # (..., K): log N(z | m_k, S_k)
     return torch.logsumexp(log_comp + log_weights, dim=-1)  # (...,)
 
 
 DIRECT_TABLE_LIMIT = 1 << 22  # the largest (..., K, M) table component_log_probs builds element by element
 
 
-def component_log_probs(z: torch.Tensor, means: torch.Tensor, log_vars: torch.Tensor) -> torch.Tensor:
+def component_log_probs(z: torch.Tensor, means: torch.Tensor, log_vars: torch.Tensor, check: bool = True) -> torch.Tensor:
     """log N(z | m_k, diag(exp(lv_k))) for every component k.
 
     Up to DIRECT_TABLE_LIMIT elements of (..., K, M): the direct table of (z_m - m_km)^2 / v_km.
@@ -189,11 +289,12 @@ def component_log_probs(z: torch.Tensor, means: torch.Tensor, log_vars: torch.Te
         sum_m (z_m - m_km)^2 / v_km = z^2 . (1/v_k) - 2 z . (m_k / v_k) + sum_m m_km^2 / v_km,
 
     accumulated in float64 on the CPU and CUDA (the three terms cancel where z is near m_k).
-    Inputs: z (..., M); means, log_vars (K, M). Returns: (..., K) in z's dtype.
+    Inputs: z (..., M); means, log_vars (K, M); check: name a non-finite result's cause (host
+    reads; False in the training forward). Returns: (..., K) in z's dtype.
     """
     K, M = means.shape[-2:]
     if z.dim() < 1 or z.shape[-1] != M or z.numel() * K <= DIRECT_TABLE_LIMIT:
-        return log_normal_diag(z.unsqueeze(-2), means, log_vars)
+        return log_normal_diag(z.unsqueeze(-2), means, log_vars, check=check)
     acc = torch.float64 if z.device.type in ("cpu", "cuda") else z.dtype
     zf = z.reshape(-1, M).to(acc)  # (N, M)
     m, lv = means.to(acc), log_vars.to(acc)
@@ -201,7 +302,7 @@ def component_log_probs(z: torch.Tensor, means: torch.Tensor, log_vars: torch.Te
     quad = (zf * zf) @ prec.T - 2.0 * zf @ (m * prec).T + (m * m * prec).sum(-1)  # (N, K)
     out = -0.5 * (M * math.log(2 * math.pi) + lv.sum(-1) + quad)
     out = out.to(z.dtype).reshape(*z.shape[:-1], K)
-    if not bool(torch.isfinite(out).all()):  # name the cause as the direct computation does
+    if check and not bool(torch.isfinite(out).all()):  # name the cause as the direct computation does
         bad = int((~torch.isfinite(out.reshape(-1, K))).any(-1).nonzero()[0, 0])
         log_normal_diag(z.reshape(-1, M)[bad].unsqueeze(-2), means, log_vars)
         raise ValueError("the mixture's component log-densities are not finite (z, means or log_vars too large)")
@@ -234,14 +335,16 @@ class MixtureOfGaussiansPrior(Prior):
         """The mixture's (means (K, M), log_vars (K, M), weights (K,))."""
         return self.means, self.log_vars, torch.softmax(self.logits, dim=0)
 
-    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        """log p(z). Inputs: z (..., M). Returns: (...,)."""
-        z = self._check_z(z)
-        return mixture_log_prob(z, self.means, self.log_vars, torch.log_softmax(self.logits, dim=0))
+    def log_prob(self, z: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """log p(z). Inputs: z (..., M); check: see :meth:`Prior.log_prob`. Returns: (...,)."""
+        z = self._check_z(z, check)
+        return mixture_log_prob(z, self.means, self.log_vars, torch.log_softmax(self.logits, dim=0), check=False)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """k ~ Cat(w), z ~ N(m_k, diag(exp(lv_k))). Inputs: n. Returns: (n, M)."""
         n = self._check_n(n)
+        _check_generator(generator, self.device)
+        self.check_parameters()
         with torch.no_grad():
             return _sample_mixture(n, self.means, self.log_vars, torch.log_softmax(self.logits, 0), generator)
 
@@ -264,19 +367,20 @@ class VampPrior(Prior):
     :meth:`init_pseudo_inputs` (``VAE.init_prior(x_train)`` does it); they start as uniform
     noise in [0, 1] otherwise.
 
-    ``encoder_gradient`` says what the prior's term log p(z) of the KL trains:
+    ``encoder_gradient`` says which paths the gradient of the prior's term log p(z) takes:
 
-    - True (Tomczak & Welling's VampPrior): the pseudo-inputs AND the encoder's weights, through
-      mu(u_k), lv(u_k). The encoder is then pulled two ways: to fit q(z|x) for the data, and to
-      move the components q(z|u_k) onto the codes of the batch.
-    - False: the pseudo-inputs only. The components are still the encoder's posteriors at the
-      pseudo-inputs (log p(z) and every value are the same), but the gradient of log p(z)
-      reaches the encoder's weights as zero: the prior follows the encoder without steering it,
-      and the encoder learns from the reconstruction term and log q(z|x) alone, as with a prior
-      of its own parameters. Needs ``encoder`` to be an ``nn.Module`` (its weights are detached
-      with ``torch.func.functional_call``). On the 8x8 digits (1000 training images) it trains
-      about as long as the standard VAE before the validation ELBO turns, where True stops at
-      about half as many epochs (``benchmarks/results/priors_digits.md`` has the numbers).
+    - True (Tomczak & Welling's VampPrior): every path. log p(z) reaches the pseudo-inputs and the
+      encoder's weights through the components mu(u_k), lv(u_k), and the encoder's weights also
+      through z = mu(x) + sigma(x) eps. The update is the gradient of the ELBO.
+    - False: the path through the components' parameters mu(u_k), lv(u_k) is cut at the encoder's
+      weights: there log p(z) trains the pseudo-inputs only. The gradient through the sample z,
+      d log p(z)/dz times dz/d(encoder weights), still reaches the encoder (it is not zero), so
+      the prior still pulls the codes of the batch towards its components. log p(z) and every
+      value are the same, but the update is no longer the gradient of the ELBO (one of its paths
+      is missing). Needs ``encoder`` to be an ``nn.Module`` (its weights are detached with
+      ``torch.func.functional_call``). On the 8x8 digits (1000 training images) it trains about
+      as long as the standard VAE before the validation ELBO turns, where True stops at about half
+      as many epochs (``benchmarks/results/priors_digits.md`` has the numbers).
     """
 
     def __init__(self, M: int, D: int, encoder: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], n_components: int = 16,
@@ -292,6 +396,9 @@ class VampPrior(Prior):
         if not encoder_gradient and not isinstance(encoder, nn.Module):
             raise TypeError("encoder_gradient=False needs the encoder as an nn.Module (its weights are detached), "
                             f"got {type(encoder).__name__}")
+        enc_D = getattr(encoder, "D", None)
+        if isinstance(enc_D, int) and enc_D != D:
+            raise ValueError(f"D (the pseudo-inputs' dimension) must be the encoder's input dimension {enc_D}, got {D}")
         self.D = D
         self.encoder_gradient = bool(encoder_gradient)
         self.pseudo_inputs = nn.Parameter(torch.rand(self.K, D))
@@ -307,30 +414,44 @@ class VampPrior(Prior):
             raise ValueError("u (the pseudo-inputs) must be finite")
         self.pseudo_inputs.copy_(u.to(self.pseudo_inputs))
 
-    def components(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(means (K, M), log_vars (K, M), weights (K,) = 1/K): q(z | u_k) for every k."""
+    def components(self, check: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(means (K, M), log_vars (K, M), weights (K,) = 1/K): q(z | u_k) for every k.
+
+        check: True (default) refuses non-finite pseudo-inputs and components, naming them (host
+        reads); False only checks what the encoder returns (type and shape), for the training forward."""
+        if _check_flag(check):
+            self.check_parameters()
         if self.encoder_gradient:
-            mu, log_var = self.encoder(self.pseudo_inputs)
-        else:  # the same map with the encoder's weights detached: gradients reach the pseudo-inputs only
+            out = self.encoder(self.pseudo_inputs)
+        else:  # the same map with the encoder's weights detached: the path through mu(u_k), lv(u_k) trains the pseudo-inputs only
             state = {name: t.detach() for name, t in self.encoder.state_dict(keep_vars=True).items()}
-            mu, log_var = torch.func.functional_call(self.encoder, state, (self.pseudo_inputs,))
+            out = torch.func.functional_call(self.encoder, state, (self.pseudo_inputs,))
+        if not (isinstance(out, (tuple, list)) and len(out) == 2 and all(torch.is_tensor(t) for t in out)):
+            raise TypeError(f"encoder must return a pair (mu_z, log_var) of tensors (K, M={self.M}) for the "
+                            f"pseudo-inputs, got {type(out).__name__}" + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""))
+        mu, log_var = out
         if mu.shape != (self.K, self.M) or log_var.shape != (self.K, self.M):
             raise ValueError(f"the encoder must map (K, D) pseudo-inputs to (K, M={self.M}) means and log-variances, "
                              f"got {tuple(mu.shape)} and {tuple(log_var.shape)}")
+        if check:
+            check_finite([("means mu(u_k)", mu), ("log-variances lv(u_k)", log_var)], "the VampPrior's component",
+                         what="the encoder at the pseudo-inputs; check the encoder's weights")
         return mu, log_var, torch.full((self.K,), 1.0 / self.K, device=mu.device, dtype=mu.dtype)
 
-    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        """log p(z) = logsumexp_k log q(z | u_k) - log K. Inputs: z (..., M). Returns: (...,)."""
-        z = self._check_z(z)
-        mu, log_var, _ = self.components()
+    def log_prob(self, z: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """log p(z) = logsumexp_k log q(z | u_k) - log K. Inputs: z (..., M); check: see
+        :meth:`Prior.log_prob`. Returns: (...,)."""
+        z = self._check_z(z, check)
+        mu, log_var, _ = self.components(check=check)
         log_w = torch.full((self.K,), -math.log(self.K), device=mu.device, dtype=mu.dtype)
-        return mixture_log_prob(z, mu, log_var, log_w)
+        return mixture_log_prob(z, mu, log_var, log_w, check=False)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """k uniform in 1..K, z ~ q(z | u_k). Inputs: n. Returns: (n, M)."""
         n = self._check_n(n)
+        _check_generator(generator, self.device)
         with torch.no_grad():
-            mu, log_var, w = self.components()
+            mu, log_var, w = self.components(check=True)
             return _sample_mixture(n, mu, log_var, torch.log(w), generator)
 
     def extra_repr(self) -> str:
@@ -346,8 +467,8 @@ def make_prior(name: str, M: int, *, n_components: int = 16, D: int | None = Non
 
     ``"standard_normal"``: N(0, I); ``"mog"``: a mixture of ``n_components`` Gaussians;
     ``"vamp"``: the VampPrior with ``n_components`` pseudo-inputs of dimension D, mapped by
-    ``encoder`` (a callable u -> (mu_z, log_var)); ``encoder_gradient``: see :class:`VampPrior`
-    (the other priors ignore it).
+    ``encoder`` (a callable u -> (mu_z, log_var)); ``encoder_gradient``: see :class:`VampPrior`.
+    The other priors ignore ``encoder_gradient``, D and encoder.
     """
     if not isinstance(name, str) or name not in _PRIORS:
         raise ValueError(f"prior must be one of {sorted(_PRIORS)}, got {name!r}")

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lvmlib.gaussian import log_normal_diag
-from lvmlib.priors import Prior, make_prior
+from lvmlib.priors import Prior, check_finite, make_prior, prior_log_prob
 from lvmlib.runtime import get_device
 
 __all__ = [
@@ -108,10 +108,13 @@ class VAEConfig:
             "vamp" (the VampPrior, a mixture of the encoder's posteriors at learnable
             pseudo-inputs; initialise them from training data with ``VAE.init_prior``).
         n_components: mixture components of "mog" / pseudo-inputs of "vamp" (>= 1).
-        vamp_encoder_gradient: for "vamp": True (Tomczak & Welling) lets the prior's term
-            log p(z) of the KL train the encoder's weights as well as the pseudo-inputs; False
-            trains the pseudo-inputs only (see :class:`lvmlib.priors.VampPrior`). Other priors
-            ignore it.
+        vamp_encoder_gradient: for "vamp": True (Tomczak & Welling) lets the gradient of the
+            prior's term log p(z) reach the encoder's weights through the components mu(u_k),
+            lv(u_k) as well as the pseudo-inputs (the ELBO's gradient); False cuts that one path
+            at the encoder's weights, so through the components it trains the pseudo-inputs only.
+            The encoder still gets the gradient of log p(z) through z = mu + sigma * eps (not
+            zero), and the update is then no longer the ELBO's gradient (see
+            :class:`lvmlib.priors.VampPrior`). Other priors ignore it.
         device: "auto", "cpu", "cuda", "cuda:N"; the VAE moves itself there when built.
     """
 
@@ -514,8 +517,15 @@ class VAE(nn.Module):
         "elbo": (B,) re - kl,
         "loss": scalar, -(re - beta * kl_weight * kl).mean(), what the optimiser minimises.
 
-    ``kl_weight`` (a plain float attribute, 1.0 by default) multiplies beta in the loss; a
-    trainer's KL warm-up sets it (0 -> 1 over the first epochs). It never enters "elbo".
+    ``kl_weight`` (1.0 by default; read and set as a number) multiplies beta in the loss; a
+    trainer's KL warm-up sets it (0 -> 1 over the first epochs). It never enters "elbo". It is
+    held in a buffer (a 0-d tensor, not saved in the state_dict), so that ``forward`` reads it on
+    the device and ``torch.compile`` sees one graph for every value (a Python float would be a
+    constant of the graph, recompiled for each new weight).
+
+    Parameters are checked for NaN and infinities by name where they enter: ``load_state_dict``,
+    the start of training (:func:`lvmlib.training.train`), ``check_parameters()`` and every call
+    with ``check=True``; never in ``forward(x, check=False)``, which reads nothing on the host.
     """
 
     def __init__(self, config: VAEConfig):
@@ -529,8 +539,30 @@ class VAE(nn.Module):
         # the VampPrior maps its pseudo-inputs through this encoder (held as a reference)
         self.prior: Prior = make_prior(c.prior, c.M, n_components=c.n_components, D=c.D, encoder=self.encoder,
                                        encoder_gradient=c.vamp_encoder_gradient)
-        self.kl_weight = 1.0
+        self.register_buffer("_kl_weight", torch.ones(()), persistent=False)
         self.to(get_device(c.device))
+
+    @property
+    def kl_weight(self) -> float:
+        """The weight of the KL term in the loss (a number; held on the device in a buffer)."""
+        return float(self._kl_weight)
+
+    @kl_weight.setter
+    def kl_weight(self, value) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(float(value)) or value < 0:
+            raise ValueError(f"kl_weight must be a finite number >= 0, got {value!r}")
+        with torch.no_grad():
+            self._kl_weight.fill_(float(value))
+
+    def check_parameters(self) -> None:
+        """Refuse NaN or infinite parameters, naming the first one (one host read)."""
+        check_finite(self.named_parameters(), f"the {type(self).__name__}'s parameter")
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """``nn.Module.load_state_dict``, refusing first a state with NaN or infinite weights (named)."""
+        check_finite(state_dict.items(), "the state_dict's", what=f"a weight of the {type(self).__name__}")
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     @torch.no_grad()
     def init_prior(self, x, generator: torch.Generator | None = None) -> None:
@@ -652,17 +684,18 @@ class VAE(nn.Module):
         """log p(x|z) summed over D. Inputs: x (B, D), z (..., B, M). Returns: (..., B)."""
         return self.decoder.log_prob(self._as_x(x), z, check=False)
 
-    def kl(self, mu_z: torch.Tensor, log_var: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+    def kl(self, mu_z: torch.Tensor, log_var: torch.Tensor, z: torch.Tensor | None = None, *, check: bool = True) -> torch.Tensor:
         """KL(q(z|x) || p(z)): analytic when the prior has a closed form, else log q(z) - log p(z) at z.
 
-        Inputs: mu_z, log_var (B, M); z (..., B, M) needed for the Monte Carlo case. Returns: (B,)
-        (the MC estimate is averaged over leading sample dimensions).
+        Inputs: mu_z, log_var (B, M); z (..., B, M) needed for the Monte Carlo case; check: as
+        :meth:`lvmlib.priors.Prior.log_prob` (False in the training forward: no host read).
+        Returns: (B,) (the MC estimate is averaged over leading sample dimensions).
         """
         if self.prior.supports_analytic_kl:
             return self.prior.analytic_kl(mu_z, log_var)
         if z is None:
             raise ValueError("this prior has no closed-form KL: pass z ~ q(z|x) for a Monte Carlo estimate")
-        mc = self.encoder.log_prob(z, mu_z, log_var) - self.prior.log_prob(z)  # (..., B)
+        mc = self.encoder.log_prob(z, mu_z, log_var) - prior_log_prob(self.prior, z, check)  # (..., B)
         return mc.reshape(-1, mu_z.shape[0]).mean(0)  # (B,)
 
     def forward(self, x, generator: torch.Generator | None = None, *, check: bool = True) -> dict[str, torch.Tensor]:
@@ -672,18 +705,21 @@ class VAE(nn.Module):
 
         Inputs: x (B, D) (see the module docstring for its form per likelihood), B >= 1;
             check: True (default) validates the values as :meth:`check_data` does (finite, in
-            the likelihood's range), which reads the batch on the host; False checks only type
-            and shape, with no data-dependent reduction: for batches of a data set already
-            validated once with :meth:`check_data` (what the trainer does).
+            the likelihood's range) and the parameters (finite, named), which reads them on the
+            host; False checks only type and shape, with no data-dependent reduction and no
+            host read anywhere in the pass (the prior's log-density included): for batches of a
+            data set already validated once with :meth:`check_data` (what the trainer does).
         Returns: dict with "loss" (scalar), "elbo", "re", "kl" (B,) each.
         """
         x = self.check_data(x) if _check_bool("check", check) else self._x_form(x)
+        if check:
+            self.check_parameters()
         mu_z, log_var = self.encoder(self.encoder_input(x))  # q(z|x)      (B, M) each
         z = reparameterize(mu_z, log_var, generator=generator)  # z ~ q(z|x)  (B, M)
         re = self.decoder.log_prob(x, z, check=False)  # E_q log p(x|z), one sample  (B,)
-        kl = self.kl(mu_z, log_var, z)  # KL(q(z|x) || p(z))                  (B,)
+        kl = self.kl(mu_z, log_var, z, check=check)  # KL(q(z|x) || p(z))                  (B,)
         elbo = re - kl
-        loss = -(re - self.config.beta * self.kl_weight * kl).mean()
+        loss = -(re - self.config.beta * self._kl_weight * kl).mean()
         return {"loss": loss, "elbo": elbo, "re": re, "kl": kl}
 
     def elbo(self, x, K: int = 1, analytic_kl: bool = True, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:

@@ -169,10 +169,10 @@ def test_large_inputs_take_the_matrix_product_path_and_agree(monkeypatch, dtype)
     m_ref = means.clone().requires_grad_(True)
     _torch_mixture(m_ref, log_vars, w).log_prob(z).sum().backward()
     torch.testing.assert_close(m.grad, m_ref.grad)
-    # a NaN in z is named as the direct computation names it
+    # a NaN in z is named (by its own name, whichever path computes the densities)
     bad = z.clone()
     bad[2, 7, 1] = float("nan")
-    with pytest.raises(ValueError, match="x must be finite"):
+    with pytest.raises(ValueError, match="argument z must be finite"):
         priors.mixture_log_prob(bad, means, log_vars, torch.log(w))
 
 

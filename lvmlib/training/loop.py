@@ -21,10 +21,12 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import nn
 
+from lvmlib.priors import check_finite
 from lvmlib.runtime import get_device, progress_bar
 from lvmlib.training.batches import Accumulator, call_model, checks_data_once, evaluate, prepare_data
 from lvmlib.training.checkpoints import (
     CHECKPOINT_FORMAT,
+    CheckpointError,
     check_writable,
     load_checkpoint,
     plain_scheduler_state,
@@ -133,6 +135,8 @@ class _Run:
             check_writable(ckpt_path)  # now, not after the first epoch
         self.device = get_device(cfg.device)
         model.to(self.device)
+        # every parameter finite, the first bad one named (one read), before anything trains
+        check_finite(model.named_parameters(), "the model's parameter", what="before training")
         if cfg.warmup_epochs and not hasattr(model, "kl_weight"):
             raise TypeError(
                 f"TrainConfig.warmup_epochs={cfg.warmup_epochs} needs a model with a kl_weight attribute "
@@ -181,10 +185,29 @@ class _Run:
                     f"cannot resume {str(path)!r}: it was trained with {name}={saved[name]!r}, "
                     f"the config asks for {name}={getattr(cfg, name)!r}"
                 )
+        epoch = ck.get("epoch")
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            found = "no 'epoch' entry" if "epoch" not in ck else f"'epoch' = {epoch!r}"
+            raise CheckpointError(
+                f"cannot resume {str(path)!r}: it has {found}, where the last completed epoch (an integer >= 0) "
+                "belongs; it was not written by lvmlib.training.train: load its weights with load_vae and "
+                "train without resume_from"
+            )
+        if cfg.lr_schedule != "constant" and "lr" in saved and saved["lr"] != cfg.lr:
+            raise ValueError(
+                f"cannot resume {str(path)!r} with lr={cfg.lr!r}: it was trained with lr={saved['lr']!r} under the "
+                f"{cfg.lr_schedule!r} schedule, whose state depends on it; resume with the same lr, or use "
+                "lr_schedule='constant' to change it"
+            )
         _check_same_model(path, ck, self.model, self.model_config)
         self.model.load_state_dict(ck["model_state"])
         if ck.get("optimizer_state") is not None:
             self.optimizer.load_state_dict(ck["optimizer_state"])
+            # the restored state carries the old run's hyperparameters: apply the ones asked for now
+            for group in self.optimizer.param_groups:
+                group["lr"], group["weight_decay"] = cfg.lr, cfg.weight_decay
+                if "initial_lr" in group:
+                    group["initial_lr"] = cfg.lr
         if self.scheduler is not None and ck.get("scheduler_state") is not None:
             self.scheduler.load_state_dict(ck["scheduler_state"])
         self.history = ck.get("history") or empty_history()
