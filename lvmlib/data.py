@@ -162,9 +162,19 @@ def mnist_dir(data_dir: str | os.PathLike | None = None) -> Path:
     if data_dir is not None:
         if not isinstance(data_dir, (str, os.PathLike)):
             raise TypeError(f"data_dir must be a path (str or os.PathLike) or None, got {type(data_dir).__name__}")
-        return Path(data_dir).expanduser()
+        folder = Path(data_dir).expanduser()
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(f"data_dir must name a folder (for the four MNIST IDX .gz files), "
+                                     f"but {str(folder)!r} is a file")
+        return folder
     if os.environ.get(MNIST_ENV):
-        return Path(os.environ[MNIST_ENV]).expanduser()
+        folder = Path(os.environ[MNIST_ENV]).expanduser()
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(
+                f"the environment variable {MNIST_ENV} must name a folder (for the four MNIST IDX .gz files), "
+                f"but {str(folder)!r} is a file; set it to a folder or unset it"
+            )
+        return folder
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser()
     return cache / "lvmlib" / "mnist"
 
@@ -200,34 +210,82 @@ def _missing_message(folder: Path, missing: list[str], reason: str) -> str:
     files = "\n".join(f"    {folder / name}" for name in missing)
     return (
         f"MNIST is not available: {reason}.\n"
-        f"Put these files (the standard MNIST IDX .gz files) here:\n{files}\n"
-        f"They can be downloaded from {MNIST_MIRRORS[0]} (or {MNIST_MIRRORS[1]}).\n"
-        f"To use another folder, set the environment variable {MNIST_ENV} or pass data_dir=."
+        f"To work offline, put these files (the standard MNIST IDX .gz files) here:\n{files}\n"
+        f"(copied from a machine with a network: they can be downloaded from {MNIST_MIRRORS[0]} "
+        f"or {MNIST_MIRRORS[1]}).\n"
+        f"To use another folder, set the environment variable {MNIST_ENV} or pass data_dir=; "
+        "or use the digits (dataset 'digits'), which need no download."
     )
 
 
-def download_mnist(data_dir: str | os.PathLike | None = None, files=None, timeout: float = 30.0) -> Path:
-    """Download the missing MNIST files into the data folder; raises MNISTNotFoundError on failure."""
+DOWNLOAD_TIMEOUT = 5.0  # seconds a connection may stay silent (connect, or between two reads)
+DOWNLOAD_LIMIT = 600.0  # seconds for the whole download, progress printed on the way
+
+
+def _check_seconds(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def download_mnist(data_dir: str | os.PathLike | None = None, files=None, timeout: float = DOWNLOAD_TIMEOUT,
+                   total_timeout: float = DOWNLOAD_LIMIT, log=None) -> Path:
+    """Download the missing MNIST files into the data folder; raises MNISTNotFoundError on failure.
+
+    Says what it downloads from where before each attempt (``log``, default: print to stderr).
+    ``timeout``: seconds a connection may stay silent (to connect, or between two reads) before
+    that mirror is given up, for this file and the next ones; ``total_timeout``: seconds for the
+    whole download. A network that accepts connections and never answers costs at most
+    ``timeout`` per mirror, and the error says what to do offline.
+    """
+    import sys
+    import time
+
+    timeout = _check_seconds("timeout", timeout)
+    total_timeout = _check_seconds("total_timeout", total_timeout)
+    if log is None:
+        def log(msg):
+            print(msg, file=sys.stderr, flush=True)
     folder = mnist_dir(data_dir)
     files = list(files or MNIST_SHA256)
+    deadline = time.monotonic() + total_timeout
+    mirrors = list(MNIST_MIRRORS)
     errors = []
     for name in files:
         target = folder / name
         if target.exists():
             continue
-        for mirror in MNIST_MIRRORS:
+        for mirror in list(mirrors):
+            url = mirror + name
+            partial = target.with_suffix(target.suffix + ".part")
+            log(f"downloading MNIST {name} from {url} into {folder} "
+                f"(gives up after {timeout:g} s without an answer)")
             try:
                 folder.mkdir(parents=True, exist_ok=True)
-                partial = target.with_suffix(target.suffix + ".part")
-                with urllib.request.urlopen(mirror + name, timeout=timeout) as response, open(partial, "wb") as out:
-                    shutil.copyfileobj(response, out)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"the download took longer than total_timeout={total_timeout:g} s")
+                with urllib.request.urlopen(url, timeout=min(timeout, left)) as response, open(partial, "wb") as out:
+                    while True:
+                        if time.monotonic() > deadline:
+                            raise TimeoutError(f"the download took longer than total_timeout={total_timeout:g} s")
+                        chunk = response.read(1 << 16)
+                        if not chunk:
+                            break
+                        out.write(chunk)
                 partial.replace(target)
                 break
-            except Exception as err:  # no network, HTTP error, disk error: try the next mirror
-                errors.append(f"{mirror + name}: {err}")
+            except Exception as err:  # no network, HTTP error, silence, disk error: give this mirror up
+                try:
+                    partial.unlink()
+                except OSError:
+                    pass
+                errors.append(f"{url}: {err or type(err).__name__}")
+                mirrors.remove(mirror)
+                log(f"  failed: {err or type(err).__name__}")
         else:
             missing = [n for n in files if not (folder / n).exists()]
-            raise MNISTNotFoundError(_missing_message(folder, missing, "the download failed (" + errors[-1] + ")"))
+            raise MNISTNotFoundError(_missing_message(folder, missing, "the download failed (" + "; ".join(errors) + ")"))
     return folder
 
 
@@ -235,12 +293,17 @@ def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = True,
                checksums: dict[str, str] | None = None) -> dict[str, np.ndarray]:
     """MNIST as uint8 arrays: {"train_images" (60000, 784), "train_labels" (60000,), "test_images", "test_labels"}.
 
-    Inputs: data_dir the folder with the four IDX .gz files (see :func:`mnist_dir`); download tries
-        to fetch missing files; verify checks each file's decompressed content against
-        ``checksums`` (default :data:`MNIST_SHA256`).
+    Inputs: data_dir the folder with the four IDX .gz files (see :func:`mnist_dir`); download
+        (True or False) tries to fetch missing files (see :func:`download_mnist`: it says what it
+        fetches from where, and gives up a silent mirror after a few seconds); verify checks each
+        file's decompressed content against ``checksums`` (default :data:`MNIST_SHA256`).
     Raises: MNISTNotFoundError naming the files and the folder when they are missing;
-        ChecksumError when a file is corrupted.
+        ChecksumError when a file is corrupted or holds no images.
     """
+    if not isinstance(download, (bool, np.bool_)):
+        raise TypeError(f"download must be True or False, got {download!r}")
+    if not isinstance(verify, (bool, np.bool_)):
+        raise TypeError(f"verify must be True or False, got {verify!r}")
     folder = mnist_dir(data_dir)
     checksums = MNIST_SHA256 if checksums is None else checksums
     missing = [name for name in MNIST_SHA256 if not (folder / name).exists()]
@@ -256,6 +319,9 @@ def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = True,
                 f"{folder / name}: the content's SHA-256 is {digest}, expected {checksums.get(name)}; "
                 "the file is corrupted or not the MNIST file of that name. Delete it and fetch it again."
             )
+        if data.ndim < 1 or data.shape[0] == 0 or data.size == 0:
+            raise ChecksumError(f"{folder / name} holds no data (shape {data.shape}): it is not the MNIST file of that "
+                                "name. Delete it and fetch it again.")
         arrays[name] = data
     out = {
         "train_images": arrays["train-images-idx3-ubyte.gz"],

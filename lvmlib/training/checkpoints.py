@@ -160,6 +160,28 @@ def _torch_load(path: Path, map_location) -> Any:
     raise CheckpointError(f"cannot read the checkpoint {str(path)!r} ({size} bytes): {reason}")
 
 
+def check_map_location(map_location) -> None:
+    """Refuse a device that this machine does not have before any file is read (not the file's fault)."""
+    if map_location is None:
+        return
+    if not isinstance(map_location, (str, torch.device)):
+        raise TypeError(f"map_location must be a device such as 'cpu' or 'cuda', or None, got {map_location!r}")
+    try:
+        dev = torch.device(map_location)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"map_location must be a device such as 'cpu', 'cuda' or 'cuda:N', got {map_location!r}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"map_location={str(map_location)!r} asks for a GPU, but this machine has no CUDA GPU "
+                             "available to torch: load with map_location='cpu'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"map_location={str(map_location)!r} names GPU {dev.index}, but this machine has "
+                             f"{torch.cuda.device_count()}: use 'cuda:0' .. 'cuda:{torch.cuda.device_count() - 1}' or 'cpu'")
+    elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ValueError(f"map_location={str(map_location)!r} asks for an Apple GPU (MPS), which this machine does "
+                         "not have: load with map_location='cpu'")
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | None = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by ``train``/``save_checkpoint`` with ``weights_only=True``.
 
@@ -168,6 +190,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | 
     Raises: FileNotFoundError (no file), CheckpointError (empty, truncated, corrupted, not a
     checkpoint, or the checksum does not match).
     """
+    check_map_location(map_location)
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"the checkpoint path must name a file, but {str(path)!r} is a folder")
@@ -197,6 +220,11 @@ def vae_from_state(cfg_dict: Any, state: Mapping[str, Any], where: str,
     """
     from lvmlib.vae import VAE, VAEConfig
 
+    if model_class not in (None, "VAE", "HierarchicalVAE"):
+        raise CheckpointError(
+            f"{where} holds a {model_class!r}, which load_vae cannot rebuild (it rebuilds a VAE or a "
+            "HierarchicalVAE): build that model yourself and load the checkpoint's 'model_state' into it"
+        )
     if model_class == "HierarchicalVAE":
         from lvmlib.hierarchical import HierarchicalVAE as VAE, HierarchicalVAEConfig as VAEConfig  # noqa: N814
     if not cfg_dict or not isinstance(cfg_dict, Mapping):
@@ -210,7 +238,11 @@ def vae_from_state(cfg_dict: Any, state: Mapping[str, Any], where: str,
         cfg_dict["device"] = str(map_location)
     elif "device" in cfg_dict:
         cfg_dict["device"] = "cpu"
-    model = VAE(VAEConfig(**cfg_dict))
+    try:
+        config = VAEConfig(**cfg_dict)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"the model_config in {where} is not a valid {VAEConfig.__name__}: {err}") from None
+    model = VAE(config)
     dtype = model.dtype
     state = {k: (v.to(dtype) if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in state.items()}
     try:

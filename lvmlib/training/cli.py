@@ -39,6 +39,7 @@ from lvmlib.training.results import NonFiniteLossError, plain
 
 BINARIZE = ("dynamic", "static", "none")
 EVAL_BINARIZE_SEED = 0  # the fixed draw of the binarized validation and test images
+RUN_FILES = ("checkpoint.pt", "history.json", "summary.json")  # what a run writes into --out
 
 __all__ = ["main"]
 
@@ -99,15 +100,18 @@ def _build_parser() -> argparse.ArgumentParser:
     m.add_argument("--prior", choices=["standard_normal", "mog", "vamp"], default="standard_normal",
                    help="p(z): N(0, I), a learnable mixture of Gaussians, or the VampPrior (pseudo-inputs "
                    "initialised from training images) (default: standard_normal)")
-    m.add_argument("--components", type=_positive_int, default=16,
-                   help="mixture components (mog) or pseudo-inputs (vamp) (default: 16)")
-    m.add_argument("--vamp-encoder-gradient", action=argparse.BooleanOptionalAction, default=True,
-                   help="vamp: the prior's term log p(z) also trains the encoder (default); with "
-                   "--no-vamp-encoder-gradient it trains the pseudo-inputs only")
+    m.add_argument("--components", type=_positive_int, default=None,
+                   help="mixture components (--prior mog) or pseudo-inputs (--prior vamp) (default: 16)")
+    m.add_argument("--vamp-encoder-gradient", action=argparse.BooleanOptionalAction, default=None,
+                   help="--prior vamp: the gradient of the prior's term log p(z) reaches the encoder's weights "
+                   "through the components mu(u_k), lv(u_k) too, the ELBO's gradient (default); "
+                   "--no-vamp-encoder-gradient cuts that path, so through the components it trains the "
+                   "pseudo-inputs only (the encoder still gets log p(z)'s gradient through z = mu + sigma eps, "
+                   "and the update is no longer the ELBO's gradient)")
     m.add_argument("--hierarchical", action="store_true",
                    help="a two-level hierarchical VAE p(z2) p(z1|z2) p(x|z1) (lvmlib.hierarchical); "
                    "--latent is the size of z1, --latent-top the size of z2")
-    m.add_argument("--latent-top", type=_positive_int, default=8,
+    m.add_argument("--latent-top", type=_positive_int, default=None,
                    help="M2, the top latent dimensions of --hierarchical (default: 8)")
     t = p.add_argument_group("training (lvmlib.training.TrainConfig)")
     t.add_argument("--epochs", type=_positive_int, default=500, help="maximum epochs (default: 500)")
@@ -128,7 +132,10 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-batch-size", type=_positive_int, default=None,
                    help="validation batch size (default: 1024 on the CPU, 4096 on a GPU)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    t.add_argument("--resume", action="store_true", help="continue the run saved in OUT/checkpoint.pt")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run saved in OUT/checkpoint.pt (--lr and --weight-decay apply from now on)")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in OUT (without it, a folder holding a run is refused)")
     o = p.add_argument_group("output")
     o.add_argument("--out", required=True, help="folder for checkpoint.pt, history.json and summary.json")
     o.add_argument(
@@ -185,6 +192,23 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error(f"--weight-decay must be a finite number >= 0, got {args.weight_decay}")
     if args.ema_decay is not None and not (math.isfinite(args.ema_decay) and 0 < args.ema_decay < 1):
         parser.error(f"--ema-decay must lie strictly between 0 and 1, got {args.ema_decay}")
+    if not args.hierarchical and args.latent_top is not None:
+        parser.error("--latent-top applies to --hierarchical only (the size of its top level z2); "
+                     "add --hierarchical or drop --latent-top")
+    if args.prior not in ("mog", "vamp") and args.components is not None:
+        parser.error(f"--components applies to --prior mog or --prior vamp only, got --prior {args.prior}; "
+                     "add --prior mog or --prior vamp, or drop --components")
+    if args.prior != "vamp" and args.vamp_encoder_gradient is not None:
+        flag = "--vamp-encoder-gradient" if args.vamp_encoder_gradient else "--no-vamp-encoder-gradient"
+        parser.error(f"{flag} applies to --prior vamp only, got --prior {args.prior}")
+    args.latent_top = 8 if args.latent_top is None else args.latent_top
+    args.components = 16 if args.components is None else args.components
+    args.vamp_encoder_gradient = True if args.vamp_encoder_gradient is None else args.vamp_encoder_gradient
+    if not args.out.strip():
+        parser.error("--out must name a folder (for checkpoint.pt, history.json, summary.json), got an empty "
+                     "string; to write into the current folder say --out .")
+    if args.resume and args.overwrite:
+        parser.error("--resume continues the run in --out and --overwrite replaces it: give one of them")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         parser.error(f"--out must name a folder (for checkpoint.pt, history.json, summary.json), "
@@ -194,6 +218,31 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
             if not parent.is_dir():
                 parser.error(f"--out {str(out)!r} cannot be created: {str(parent)!r} is a file, not a folder")
             break
+    if out.is_dir() and not args.resume and not args.overwrite:
+        found = [name for name in RUN_FILES if (out / name).exists()]
+        if found:
+            parser.error(f"--out {str(out)!r} already holds a run ({', '.join(found)}): add --resume to continue it, "
+                         "--overwrite to replace it, or name another folder")
+
+
+def _stamp(path: Path):
+    """What identifies a file's version (modification time and size), None when there is none."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def _saved_lr(path: Path) -> float | None:
+    """The learning rate the checkpoint was trained with (None when it cannot be read: train says why)."""
+    from lvmlib.training.checkpoints import load_checkpoint
+
+    try:
+        lr = (load_checkpoint(path).get("train_config") or {}).get("lr")
+    except (OSError, ValueError):
+        return None
+    return float(lr) if isinstance(lr, (int, float)) else None
 
 
 def build_model(args: argparse.Namespace, D: int, n_levels: int, device: torch.device):
@@ -310,15 +359,22 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequen
     if args.warmup and not hasattr(model, "kl_weight"):
         parser.error("--warmup needs a VAE whose loss has a KL weight (model.kl_weight); this VAE has none")
     tcfg = _train_config(args, device)
+    resumed_lr = _saved_lr(ckpt_path) if args.resume else None
+    before = _stamp(ckpt_path)
     try:
         result = train(
             model, x_train, x_val, tcfg, checkpoint=ckpt_path, resume_from=ckpt_path if args.resume else None
         )
     except (ValueError, OSError, NonFiniteLossError) as err:
         print(f"error: {err}", file=sys.stderr)
-        if ckpt_path.is_file():
+        if ckpt_path.is_file() and _stamp(ckpt_path) != before:
             print(f"the last good epoch is saved in {ckpt_path}", file=sys.stderr)
+        elif before is not None:
+            print(f"{ckpt_path} was not changed", file=sys.stderr)
         return 1
+    if resumed_lr is not None and resumed_lr != args.lr:
+        print(f"resumed with lr {args.lr:g} (the checkpoint was trained with lr {resumed_lr:g}); "
+              "summary.json and history.json record the lr used", file=sys.stderr)
     result.save_json(out / "history.json")
 
     summary: dict[str, Any] = {
@@ -336,13 +392,18 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequen
         "total_time_s": result.total_time,
         "stopped_early": result.stopped_early,
         "interrupted": result.interrupted,
+        "resumed": bool(args.resume),
     }
     print(f"best epoch {result.best_epoch} of {result.epochs}; validation -ELBO {result.best_val_loss:.3f}")
     summary.update(_throughput(result, len(x_train)))
     if result.interrupted:
         (out / "summary.json").write_text(json.dumps(plain(summary), indent=1))
-        print(f"interrupted: the best model (epoch {result.best_epoch}) is in {ckpt_path}; "
-              "run the same command with --resume to continue", file=sys.stderr)
+        if ckpt_path.is_file() and result.epochs >= 1:
+            print(f"interrupted: the run up to epoch {result.epochs} (best model: epoch {result.best_epoch}) is in "
+                  f"{ckpt_path}; run the same command with --resume to continue", file=sys.stderr)
+        else:
+            print("interrupted during epoch 1, before any epoch was completed: no checkpoint of this run was written; "
+                  "run the same command (with --overwrite) to start again", file=sys.stderr)
         return 130
     summary.update(_test_scores(model, x_test, args, device))
     (out / "summary.json").write_text(json.dumps(plain(summary), indent=1))
@@ -354,7 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m lvmlib.training``: train a VAE, write checkpoint.pt, history.json, summary.json.
 
     Exit status: 0 done, 1 training failed (the last good epoch is saved), 2 bad arguments or
-    no data, 130 interrupted (Ctrl-C or SIGTERM; the best model so far is saved, --resume continues).
+    no data (or --out holding a run, without --resume or --overwrite), 130 interrupted (Ctrl-C or
+    SIGTERM; the run so far is saved once an epoch is complete, --resume continues).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _build_parser()
