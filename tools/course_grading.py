@@ -7,9 +7,10 @@ answer that rebinds a global (``checks = None``, ``torch = ...``) breaks every c
 a loop that never ends stops the notebook. :class:`ExerciseExecute` replaces nbgrader's
 ``Execute`` step of ``nbgrader autograde`` and keeps the exercises apart:
 
-- answer cells and test cells run under ``exercise_timeout`` seconds (the other cells, the
-  notebook's own fits and figures, under ``timeout``); a cell past its time is interrupted
-  and scores 0;
+- answer cells, test cells and every code cell that is not the course's own (a cell the
+  learner added or changed) run under ``exercise_timeout`` seconds; only the notebook's own
+  unchanged cells (its fits and figures) get ``timeout``; a cell past its time is interrupted
+  (an exercise's cell then scores 0);
 - a cell's printed output is cut after ``max_output_chars`` characters;
 - before an answer cell runs, the kernel's global names are noted; after the exercise's last
   test cell, every global that the answer rebound or deleted, other than the exercise's own
@@ -92,6 +93,25 @@ def defined_names(source: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def read_source_notebook(path: str) -> nbformat.NotebookNode:
+    """``nbformat.read`` of the course's source notebook, with errors that name it."""
+    try:
+        return nbformat.read(path, as_version=4)
+    except (nbformat.reader.NotJSONError, ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"the source notebook {path} is not a notebook (not valid JSON: {str(err)[:200]}); "
+                         "build the course again with tools/make_class_course.py") from None
+
+
+def _normalised(source) -> str:
+    text = "".join(source) if isinstance(source, list) else str(source)
+    return "\n".join(line.rstrip() for line in text.strip().splitlines())
+
+
+def course_code(nb: nbformat.NotebookNode) -> set[str]:
+    """The sources of the notebook's own code cells (answer cells aside), normalised for comparison."""
+    return {_normalised(c.source) for c in nb.cells if c.cell_type == "code"}
+
+
 @dataclass
 class Exercise:
     """An answer cell of the source notebook and the graded test cells that follow it."""
@@ -138,9 +158,12 @@ class ExerciseExecute(Execute):
         info = (resources or {}).get("nbgrader", {})
         root = self.source_root or os.path.join(os.getcwd(), "source")
         path = os.path.join(root, info.get("assignment", ""), f"{info.get('notebook', '')}.ipynb")
-        plan = exercise_plan(nbformat.read(path, as_version=4)) if os.path.exists(path) else []
+        source = read_source_notebook(path) if os.path.exists(path) else None
+        plan = exercise_plan(source) if source is not None else []
         if not plan:
             self.log.warning("no exercise plan found at %s: exercises are not isolated", path)
+        # the course's own code, by content: any other code cell is the learner's and gets exercise_timeout
+        self._course_code = course_code(source) if source is not None else None
         self._answers = {ex.answer_id: ex for ex in plan}
         self._tests = {tid: ex for ex in plan for tid in ex.test_ids}
         self._failed: dict[str, bool] = {}
@@ -163,6 +186,17 @@ class ExerciseExecute(Execute):
     def _kernel_call(self, call: str) -> None:
         self._run_silently(f"__import__('sys').modules[{_KERNEL_MODULE!r}].{call}")
 
+    def timeout_for(self, cell) -> int:
+        """``exercise_timeout`` for an answer or test cell and for code the course did not write
+        (a cell the learner added or edited); the notebook's ``timeout`` for its own unchanged cells."""
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id in self._answers or grade_id in self._tests:
+            return self.exercise_timeout
+        own = self._course_code
+        if cell.get("cell_type") == "code" and own is not None and _normalised(cell.get("source", "")) not in own:
+            return min(self.exercise_timeout, self._notebook_timeout)
+        return self._notebook_timeout
+
     def preprocess_cell(self, cell, resources, index):
         if not self._helper_ready:
             self._run_silently(
@@ -171,10 +205,9 @@ class ExerciseExecute(Execute):
             )
             self._helper_ready = True
         grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        exercise_cell = grade_id in self._answers or grade_id in self._tests
         if grade_id in self._answers:
             self._kernel_call(f"snapshot(globals(), {grade_id!r})")
-        self.timeout = self.exercise_timeout if exercise_cell else self._notebook_timeout
+        self.timeout = self.timeout_for(cell)
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
         finally:

@@ -8,7 +8,8 @@ The course folder holds ``nbgrader_config.py``, ``course_grading.py`` (how exerc
 apart while grading, see tools/course_grading.py), ``source/<assignment>/<notebook>.ipynb``
 for each notebook of ``solutions/`` and, after ``nbgrader generate_assignment`` (run here for
 every assignment), ``release/`` and ``gradebook.db``. Everything in it is generated: edit
-``solutions/`` and build again.
+``solutions/`` and build again. The tool records what it wrote in ``.class-course.json`` and
+refuses a non-empty folder without that record; a rebuild replaces only the files it wrote.
 
 Each test cell of a solution notebook (an nbgrader "autograded tests" cell worth ``points``)
 becomes two graded cells in the course:
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import os
 import re
 import shutil
@@ -167,7 +169,7 @@ def points_table(solutions: Path = ROOT / "solutions") -> list[ExercisePoints]:
     """The points of every graded cell of the course, read from ``solutions/``."""
     rows = []
     for path in sorted(solutions.glob("*.ipynb")):
-        nb = grading_notebook(nbformat.read(str(path), as_version=4))
+        nb = grading_notebook(read_notebook(path))
         grades = {c.metadata["nbgrader"]["grade_id"]: float(c.metadata["nbgrader"]["points"])
                   for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
         for grade_id, points in grades.items():
@@ -224,6 +226,48 @@ c.OverwriteCells.add_missing_cells = True
 '''
 
 
+MARKER = ".class-course.json"  # written into every course folder this tool builds: the files it wrote
+
+
+def read_notebook(path: Path) -> nbformat.NotebookNode:
+    """``nbformat.read``, with errors that name the notebook."""
+    try:
+        return nbformat.read(str(path), as_version=4)
+    except (nbformat.reader.NotJSONError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not a notebook (not valid JSON: {str(err)[:200]}); restore it from git") from None
+    except (nbformat.ValidationError, KeyError, AttributeError, TypeError) as err:
+        raise ValueError(f"{path} is not a valid notebook ({type(err).__name__}: {str(err)[:200]}); restore it "
+                         "from git") from None
+
+
+def _claim_course_folder(out: Path) -> list[str]:
+    """The files the previous build wrote into ``out`` (none for a new or empty folder).
+
+    Refuses a file, and a folder that holds anything but was not built by this tool (no
+    marker): nothing of it is deleted or overwritten."""
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out must name a folder for the course, but {str(out)!r} is a file")
+    if not out.exists() or not any(out.iterdir()):
+        return []
+    marker = out / MARKER
+    if not marker.is_file():
+        raise FileExistsError(
+            f"--out {str(out)!r} is a folder that this tool did not build (it has no {MARKER}) and is not empty: "
+            "nothing in it was changed. Name a new or empty folder, or one built by tools/make_class_course.py"
+        )
+    try:
+        files = json.loads(marker.read_text()).get("files")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        files = None
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise ValueError(f"{marker} is damaged (it must list the files the last build wrote): nothing was changed; "
+                         "fix or delete it and name a new folder")
+    for rel in files:  # never outside the course folder
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            raise ValueError(f"{marker} lists {rel!r}, outside the course folder: nothing was changed")
+    return files
+
+
 def build_course(out: Path = DEFAULT_OUT, solutions: Path = ROOT / "solutions", *, course_id: str = COURSE_ID,
                  exercise_timeout: int = 120, cell_timeout: int = 1800, exchange: str | None = None,
                  generate: bool = True) -> list[str]:
@@ -232,18 +276,29 @@ def build_course(out: Path = DEFAULT_OUT, solutions: Path = ROOT / "solutions", 
     if not sources:
         raise FileNotFoundError(f"no notebooks in {solutions}")
     out = Path(out)
-    if (out / "source").exists():
-        shutil.rmtree(out / "source")
+    notebooks = [(path, grading_notebook(read_notebook(path))) for path in sources]  # all readable before any write
+    written = _claim_course_folder(out)
+    for rel in written:  # what the previous build wrote, and nothing else
+        target = out / rel
+        if target.is_file() or target.is_symlink():
+            target.unlink()
+    for rel in sorted({str(Path(r).parent) for r in written if str(r).startswith("source/")}, reverse=True):
+        try:
+            (out / rel).rmdir()  # only once empty: a file someone else put there stays
+        except OSError:
+            pass
     out.mkdir(parents=True, exist_ok=True)
+    files = ["nbgrader_config.py", "course_grading.py"]
     (out / "nbgrader_config.py").write_text(config_text(course_id, exercise_timeout, cell_timeout, exchange))
     shutil.copy(GRADING_MODULE, out / "course_grading.py")
     assignments = []
-    for path in sources:
-        nb = grading_notebook(nbformat.read(str(path), as_version=4))
+    for path, nb in notebooks:
         dest = out / "source" / path.stem / path.name
-        dest.parent.mkdir(parents=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(render(nb), encoding="utf-8")
+        files.append(dest.relative_to(out).as_posix())
         assignments.append(path.stem)
+    (out / MARKER).write_text(json.dumps({"built_by": "tools/make_class_course.py", "files": files}, indent=1))
     if generate:
         for assignment in assignments:
             run_nbgrader(out, "generate_assignment", assignment, "--force")
@@ -269,9 +324,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("exercise_timeout", "cell_timeout"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be a positive number of seconds, got {getattr(args, name)}")
-    assignments = build_course(args.out, args.solutions, course_id=args.course_id,
-                               exercise_timeout=args.exercise_timeout, cell_timeout=args.cell_timeout,
-                               exchange=args.exchange, generate=not args.no_generate)
+    try:
+        assignments = build_course(args.out, args.solutions, course_id=args.course_id,
+                                   exercise_timeout=args.exercise_timeout, cell_timeout=args.cell_timeout,
+                                   exchange=args.exchange, generate=not args.no_generate)
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"course {args.course_id!r} in {args.out}: {len(assignments)} assignments: {', '.join(assignments)}")
     print(format_points_table(points_table(args.solutions)))
     return 0

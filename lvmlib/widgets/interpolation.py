@@ -28,8 +28,14 @@ def latent_path(z_a: torch.Tensor, z_b: torch.Tensor, steps: int) -> torch.Tenso
     Inputs: z_a, z_b (M,) tensors; steps >= 2. Returns: (steps, M), row 0 = z_a, row steps-1 = z_b.
     """
     steps = positive_int("steps", steps, minimum=2)
-    if not (torch.is_tensor(z_a) and torch.is_tensor(z_b)) or z_a.shape != z_b.shape or z_a.dim() != 1:
-        raise ValueError("z_a and z_b must be tensors of one shape (M,)")
+    for name, z in (("z_a", z_a), ("z_b", z_b)):
+        if not torch.is_tensor(z) or z.dim() != 1 or not z.is_floating_point():
+            got = f"shape {tuple(z.shape)}, dtype {z.dtype}" if torch.is_tensor(z) else type(z).__name__
+            raise ValueError(f"{name} must be a 1-D float tensor (M,), got {got}")
+        if not bool(torch.isfinite(z).all()):
+            raise ValueError(f"{name} must be finite, got NaN or infinite values")
+    if z_a.shape != z_b.shape:
+        raise ValueError(f"z_a and z_b must have one shape (M,), got {tuple(z_a.shape)} and {tuple(z_b.shape)}")
     t = torch.linspace(0.0, 1.0, steps, dtype=z_a.dtype, device=z_a.device)[:, None]  # (steps, 1)
     return (1 - t) * z_a + t * z_b  # (steps, M)
 
@@ -40,11 +46,20 @@ def interpolate(model, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 10) ->
 
         z_a = mu_z(x_a), z_b = mu_z(x_b);  images_k = E[x | z_k] with z_k on :func:`latent_path`
 
-    Inputs: model a VAE; x_a, x_b (D,) one image each; steps >= 2.
+    Inputs: model a VAE; x_a, x_b (D,) one image each (tensors or numpy arrays); steps >= 2.
     Returns: (steps, D) on the model's device; row 0 decodes z_a, the last row z_b.
     """
     model = check_model(model)
-    mu_z, _ = model.encode(torch.stack([x_a, x_b]))  # (2, M)
+    D = model.config.D
+    images = []
+    for name, x in (("x_a", x_a), ("x_b", x_b)):
+        if isinstance(x, np.ndarray):
+            x = torch.from_numpy(np.asarray(x))
+        if not torch.is_tensor(x) or tuple(x.shape) not in ((D,), (1, D)):
+            got = f"shape {tuple(x.shape)}" if torch.is_tensor(x) else type(x).__name__
+            raise ValueError(f"{name} must be one image, a tensor or numpy array of shape (D,) = ({D},), got {got}")
+        images.append(x.reshape(D).to(model.device))
+    mu_z, _ = model.encode(torch.stack(images))  # (2, M); encode checks the values
     return model.decoder.mean(latent_path(mu_z[0], mu_z[1], steps))  # (steps, D)
 
 

@@ -41,6 +41,11 @@ def latent_sweep(model, z0: torch.Tensor, dim: int, values: torch.Tensor) -> tor
     dim = index("dim", dim, M, what="latent dimension")
     if not torch.is_tensor(values) or values.dim() != 1 or len(values) < 1:
         raise ValueError("values must be a 1-D tensor of at least one value")
+    for name, t in (("z0", z0), ("values", values)):
+        if t.is_complex() or t.dtype == torch.bool:
+            raise TypeError(f"{name} must hold real numbers, got dtype {t.dtype}")
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} must be finite, got {int((~torch.isfinite(t)).sum())} NaN or infinite value(s)")
     z = z0.to(device=model.device, dtype=model.dtype).expand(len(values), M).clone()  # (S, M)
     z[:, dim] = values.to(z)
     return model.decoder.mean(z)  # (S, D)
