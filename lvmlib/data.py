@@ -211,8 +211,7 @@ def _missing_message(folder: Path, missing: list[str], reason: str) -> str:
     return (
         f"MNIST is not available: {reason}.\n"
         f"To work offline, put these files (the standard MNIST IDX .gz files) here:\n{files}\n"
-        f"(copied from a machine with a network: they can be downloaded from {MNIST_MIRRORS[0]} "
-        f"or {MNIST_MIRRORS[1]}).\n"
+        f"(copied from a machine with a network: they can be downloaded from {' or '.join(MNIST_MIRRORS)}).\n"
         f"To use another folder, set the environment variable {MNIST_ENV} or pass data_dir=; "
         "or use the digits (dataset 'digits'), which need no download."
     )
