@@ -431,3 +431,27 @@ def test_a_learners_own_cell_is_graded_under_the_exercise_timeout(tmp_path):
     assert ex.timeout_for(edited) == 7  # or changed
     answer = next(c for c in source.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "double")
     assert ex.timeout_for(answer) == 7
+
+
+@pytest.mark.parametrize("at_epoch", [1, 2])
+def test_an_interrupt_inside_an_epochs_bookkeeping_leaves_history_and_checkpoint_agreeing(tmp_path, monkeypatch, at_epoch):
+    """Ctrl-C after an epoch is recorded but before its checkpoint is written: the result says what is on disk."""
+    from lvmlib.training import loop
+
+    real = loop._Run.keep_if_best
+
+    def interrupted(self, score, now):
+        if self.epoch == at_epoch:
+            raise KeyboardInterrupt
+        return real(self, score, now)
+
+    monkeypatch.setattr(loop._Run, "keep_if_best", interrupted)
+    path = tmp_path / "ck.pt"
+    result = train(_vae(), _x(), _x(8), _quiet(max_epochs=4), checkpoint=path)
+    assert result.interrupted and result.epochs == at_epoch - 1
+    assert len(result.history["epoch"]) == at_epoch - 1
+    if at_epoch == 1:
+        assert not path.exists()
+    else:
+        ck = load_checkpoint(path)
+        assert ck["epoch"] == result.epochs and ck["history"]["epoch"] == result.history["epoch"]

@@ -345,3 +345,27 @@ def test_vamp_encoder_gradient_bad_arguments():
     with pytest.raises(TypeError, match="nn.Module"):
         VampPrior(2, 4, encode, 3, encoder_gradient=False)  # a plain function has no weights to detach
     assert make_prior("vamp", 2, D=4, encoder=_ModuleEncoder(net), encoder_gradient=False).encoder_gradient is False
+
+
+def test_vamp_without_encoder_gradient_cuts_only_the_path_through_the_components():
+    """encoder_gradient=False: log p(z) still reaches the encoder through z = mu + sigma eps (not zero);
+    only the path through the components mu(u_k), lv(u_k) stops at the encoder's weights."""
+    from lvmlib.vae import VAE, VAEConfig, reparameterize
+
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(D=6, M=2, H=8, prior="vamp", n_components=4, vamp_encoder_gradient=False, device="cpu"))
+    x = torch.rand(5, 6)
+    w = model.encoder.net[0].weight
+    mu, lv = model.encoder(x)
+    z = reparameterize(mu, lv, generator=torch.Generator().manual_seed(1))
+    (through_z,) = torch.autograd.grad(model.prior.log_prob(z).sum(), w)
+    assert through_z.norm() > 1e-3  # not zero
+    (components_only,) = torch.autograd.grad(model.prior.log_prob(z.detach()).sum(), w, allow_unused=True)
+    assert components_only is None or components_only.abs().max() == 0
+    u = model.prior.pseudo_inputs
+    (to_u,) = torch.autograd.grad(model.prior.log_prob(z.detach()).sum(), u)
+    assert to_u.norm() > 0  # the pseudo-inputs still learn
+    model_t = VAE(VAEConfig(D=6, M=2, H=8, prior="vamp", n_components=4, device="cpu"))
+    model_t.load_state_dict(model.state_dict())
+    (with_path,) = torch.autograd.grad(model_t.prior.log_prob(z.detach()).sum(), model_t.encoder.net[0].weight)
+    assert with_path.norm() > 1e-3  # with True, the components' path reaches the encoder too

@@ -225,6 +225,7 @@ class _Run:
         set_rng_state(ck.get("rng_state"))
         if self.ckpt_path is not None and Path(path) == self.ckpt_path:
             self.written_epoch = self.epoch  # that checkpoint is already on disk
+        self.last_snapshot = ck  # the state an interrupt before the next epoch's checkpoint goes back to
 
     def snapshot(self) -> dict[str, Any]:
         """The checkpoint dict of the last completed epoch (tensors copied to the CPU)."""
@@ -246,6 +247,24 @@ class _Run:
             "rng_state": rng_state(),
             "ema_state": self.ema.state_dict() if self.ema is not None else None,
         }
+
+    def back_to_last_checkpoint(self) -> None:
+        """After an interrupt inside an epoch's bookkeeping: the run's record goes back to the last
+        completed checkpoint, so that the history, the best epoch and the file on disk agree."""
+        if self.ckpt_path is None:
+            return  # nothing on disk to agree with
+        snap = self.last_snapshot
+        if snap is None:  # a fresh run interrupted before its first checkpoint: nothing was completed
+            self.history, self.epoch, self.best_epoch, self.best_val = empty_history(), 0, 0, math.inf
+            return
+        if snap["epoch"] == self.epoch and len(self.history["epoch"]) == len((snap.get("history") or {}).get("epoch", [])):
+            return
+        self.history = copy.deepcopy(snap.get("history") or empty_history())
+        self.epoch = int(snap["epoch"])
+        self.best_epoch, self.best_val = int(snap.get("best_epoch", 0)), float(snap.get("best_val", math.inf))
+        if snap.get("best_state") is not None:
+            self.best_state = {k: v.to(self.device) for k, v in snap["best_state"].items()}
+        self.time_to_best = float(snap.get("time_to_best", 0.0))
 
     def save_pending(self) -> None:
         """Write the last completed epoch's checkpoint unless it is on disk already."""
@@ -511,6 +530,7 @@ def train(
             run.one_epoch(bar)
     except KeyboardInterrupt:
         run.interrupted = True
+        run.back_to_last_checkpoint()
         if bar is not None:
             bar.write(f"interrupted during epoch {run.epoch}; keeping the best model (epoch {run.best_epoch})")
     except BaseException as err:
