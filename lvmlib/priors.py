@@ -91,7 +91,12 @@ def check_finite(named_tensors, owner: str, what: str = "", hint: str = _RELOAD)
     items = [(n, t) for n, t in named_tensors if torch.is_tensor(t) and t.is_floating_point() and t.numel()]
     if not items:
         return
-    flags = torch.stack([torch.isfinite(t.detach()).all().to("cpu") for _, t in items])
+    by_device: dict[torch.device, list[int]] = {}
+    for i, (_, t) in enumerate(items):
+        by_device.setdefault(t.device, []).append(i)
+    flags = torch.ones(len(items), dtype=torch.bool)
+    for device, idx in by_device.items():  # one read per device (one in all, as a rule)
+        flags[idx] = torch.stack([torch.isfinite(items[i][1].detach()).all() for i in idx]).cpu()
     if bool(flags.all()):
         return
     name, t = items[int((~flags).nonzero()[0, 0])]
