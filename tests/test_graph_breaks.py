@@ -54,7 +54,7 @@ def test_the_training_forward_has_no_graph_break(name):
 
 def test_the_check_true_forward_does_read_the_host():
     """The test above would pass vacuously if explain saw no host reads at all: check=True has them."""
-    model = MODELS["mog"]()
+    model = MODELS["standard"]()
     explained = torch._dynamo.explain(lambda b: model(b, check=True)["loss"])(_batch(model))
     assert explained.graph_break_count > 0
 
