@@ -432,8 +432,9 @@ class VampPrior(Prior):
             state = {name: t.detach() for name, t in self.encoder.state_dict(keep_vars=True).items()}
             out = torch.func.functional_call(self.encoder, state, (self.pseudo_inputs,))
         if not (isinstance(out, (tuple, list)) and len(out) == 2 and all(torch.is_tensor(t) for t in out)):
+            length = f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""
             raise TypeError(f"encoder must return a pair (mu_z, log_var) of tensors (K, M={self.M}) for the "
-                            f"pseudo-inputs, got {type(out).__name__}" + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""))
+                            f"pseudo-inputs, got {type(out).__name__}{length}")
         mu, log_var = out
         if mu.shape != (self.K, self.M) or log_var.shape != (self.K, self.M):
             raise ValueError(f"the encoder must map (K, D) pseudo-inputs to (K, M={self.M}) means and log-variances, "
