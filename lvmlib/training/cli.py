@@ -351,6 +351,9 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequen
     except OSError as err:
         parser.error(f"--out: cannot create the folder {str(out)!r}: {err.strerror or err}")
     ckpt_path = out / "checkpoint.pt"
+    if args.overwrite:  # asked for: the old run's files go now, so that no file of it is left beside the new run's
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
     if args.resume and not ckpt_path.is_file():
         parser.error(f"--resume: there is no checkpoint at {ckpt_path}")
 
