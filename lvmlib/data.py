@@ -364,8 +364,9 @@ def binarize(x, generator=None):
         so E[b_nd] = x_nd: over the epochs the binary images average to the grey ones.
 
     Drawn again every epoch, a binary likelihood sees a new binary image each time instead of
-    one fixed thresholding (x > 0.5), the usual treatment of MNIST for Bernoulli VAEs
-    (Salakhutdinov & Murray 2008).
+    one fixed binary version of the data set ("static binarization": one such draw made once, as
+    Salakhutdinov & Murray 2008 did for MNIST; not a threshold at 0.5). Dynamic binarization is
+    the usual treatment of MNIST for Bernoulli VAEs since Burda et al. (2016).
 
     Inputs: x (..., D) floats in [0, 1] (a torch tensor or numpy array); generator an optional
         torch.Generator on x's device (the draw is reproducible with a seeded one).

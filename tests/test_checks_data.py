@@ -67,7 +67,7 @@ def test_binarize_takes_numpy_and_refuses_bad_input():
 
 # ----------------------------------------------------------------------------- the check
 def right_uniforms(x, generator=None):
-    return (torch.rand(x.shape, generator=generator) < x).to(x.dtype)
+    return (torch.rand(x.shape, generator=generator, device=x.device) < x).to(x.dtype)
 
 
 def right_bernoulli(x, generator=None):
@@ -120,3 +120,16 @@ def test_check_reports_a_crash():
         return torch.bernoulli(x, generator=generator, out=1)
 
     _named(crashes, "your function raised")
+
+
+def binarize_cpu_uniforms(x, generator=None):
+    """Right on a CPU, wrong on a GPU: the uniforms are drawn on the CPU whatever x's device is."""
+    return (torch.rand(x.shape, generator=generator) < x).to(x.dtype)
+
+
+def test_check_rejects_draws_made_on_the_cpu():
+    x = torch.rand(50, 16)
+    b = binarize_cpu_uniforms(x, torch.Generator().manual_seed(0))   # right on the CPU ...
+    assert b.shape == x.shape and set(b.unique().tolist()) <= {0.0, 1.0}
+    with pytest.raises(ExerciseError, match="mixed devices"):   # ... rejected for ignoring x's device
+        dchecks.check_binarize(binarize_cpu_uniforms)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from lvmlib.checks import latent_space as lchecks
+from lvmlib.checks._core import second_device
 
 from check_helpers import named, not_done
 
@@ -99,7 +100,7 @@ def interp_lerp(model, x_a, x_b, steps):
     """Right: torch.lerp on the posterior means, one image at a time."""
     mu_a, _ = model.encode(x_a[None])
     mu_b, _ = model.encode(x_b[None])
-    t = torch.arange(steps, dtype=torch.float32)[:, None] / (steps - 1)
+    t = torch.arange(steps, dtype=torch.float32, device=mu_a.device)[:, None] / (steps - 1)
     return model.decoder.mean(torch.lerp(mu_a, mu_b, t))
 
 
@@ -136,3 +137,57 @@ def test_interpolate_names_each_typical_mistake(description):
 def test_interpolate_catches_more_wrong_answers():
     named(lchecks.check_interpolate, interp_in_place, "changed its input x_a in place")
     named(lchecks.check_interpolate, interp_codes, "has shape")
+
+
+# ----------------------------------------------------------------------------- the inputs' device
+# Right on a CPU, wrong on a GPU: each makes a tensor on the CPU whatever the inputs' device is. The checks run
+# the function once more on a second device (CUDA where present, else "meta") and must reject all of them.
+@torch.no_grad()
+def sweep_cpu_zeros(model, z0, dim, values):
+    z = torch.zeros(len(values), len(z0))        # no device=
+    z[:] = z0
+    z[:, dim] = values
+    return model.decoder.mean(z)
+
+
+@torch.no_grad()
+def sweep_returns_cpu(model, z0, dim, values):
+    z = z0.expand(len(values), -1).clone()
+    z[:, dim] = values
+    return model.decoder.mean(z).cpu()
+
+
+@torch.no_grad()
+def interp_cpu_linspace(model, x_a, x_b, steps):
+    mu, _ = model.encode(torch.stack([x_a, x_b]))
+    t = torch.linspace(0, 1, steps)[:, None]     # no device=
+    return model.decoder.mean((1 - t) * mu[0] + t * mu[1])
+
+
+def test_device_ignoring_answers_are_right_on_the_cpu():
+    # what makes them wrong is the device alone: on the CPU their values are the reference's
+    model, z0, values = lchecks._model(3, 0), torch.randn(3), torch.linspace(-1, 1, 4)
+    assert torch.allclose(sweep_cpu_zeros(model, z0, 1, values), lchecks._latent_sweep(model, z0, 1, values))
+    x_a, x_b = torch.rand(16), torch.rand(16)
+    assert torch.allclose(interp_cpu_linspace(model, x_a, x_b, 5), lchecks._interpolate(model, x_a, x_b, 5),
+                          atol=1e-6)
+
+
+@pytest.mark.parametrize("check, wrong", [
+    (lchecks.check_latent_sweep, sweep_cpu_zeros),
+    (lchecks.check_interpolate, interp_cpu_linspace),
+])
+def test_checks_reject_tensors_made_on_the_cpu(check, wrong):
+    named(check, wrong, "mixed devices")
+    named(check, wrong, "device=")
+
+
+def test_checks_reject_a_result_moved_to_the_cpu():
+    if second_device().type == "meta":
+        pytest.skip("moving a meta tensor to the CPU fails by itself (no data); the CUDA case tests this")
+    named(lchecks.check_latent_sweep, sweep_returns_cpu, "returned a tensor on 'cpu'")
+
+
+def test_device_check_runs_on_a_device_other_than_the_cpu():
+    # the check is worth something on a CPU-only machine: the second device is never the CPU itself
+    assert second_device().type in ("cuda", "meta")

@@ -358,3 +358,88 @@ def check_through(
     if getattr(result, "_lvmlib_substitute_for", None) is not None:
         return _mark_reference(reference, name)
     return learner
+
+
+# ----------------------------------------------------------------------------- the device of the inputs
+def second_device() -> torch.device:
+    """The device a check runs the learner's function on besides the CPU: CUDA where PyTorch sees a GPU,
+    else PyTorch's ``meta`` device (tensors with a shape, a dtype and a device but no data), on which an
+    operation mixing a meta tensor with a CPU tensor fails just as a CUDA tensor with a CPU one does."""
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("meta")
+
+
+def _moved(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().to(device)
+    if isinstance(value, torch.nn.Module):
+        return copy.deepcopy(value).to(device)
+    if isinstance(value, torch.Generator):
+        return torch.Generator(device=device).manual_seed(value.initial_seed()) if device.type != "meta" else None
+    if isinstance(value, (tuple, list)):
+        return type(value)(_moved(v, device) for v in value)
+    if isinstance(value, dict):
+        return {k: _moved(v, device) for k, v in value.items()}
+    return value
+
+
+_DEVICE_MISMATCH = ("expected all tensors to be on the same device", "is not on the expected device",
+                    "expected device", "found at least two devices", "must be on the same device",
+                    "but got device", "on device meta")
+
+
+def _is_device_mismatch(err: BaseException) -> bool:
+    text = str(err).lower()
+    if "cannot copy out of meta tensor" in text:
+        # data taken from the inputs' device into a CPU tensor (z[:] = z0 into a torch.zeros without device=,
+        # or .cpu()): on a GPU the result then sits on the CPU and meets the model's weights there
+        return True
+    return isinstance(err, RuntimeError) and any(s in text for s in _DEVICE_MISMATCH)
+
+
+def check_follows_device(learner: Callable, reference: Callable, case: Case, *, name: str,
+                         device: torch.device | None = None, compare_values: bool = True) -> None:
+    """Run ``learner`` with every tensor, module and generator of ``case`` on a second device (see
+    :func:`second_device`) and raise :class:`ExerciseError` when the function ignores that device: when it
+    fails by mixing devices (a tensor made with ``torch.linspace``, ``torch.zeros``, ``torch.rand``, ...
+    without ``device=``, which lands on the CPU) or returns its result on another device than its inputs'.
+
+    Such code passes every test on a CPU-only machine and stops the notebook on a GPU. On the meta device
+    nothing is computed, so only the devices are checked; any other failure there (``.item()``, a copy to
+    the host) says nothing about devices and is let pass. Where the reference itself cannot run on the
+    device, the check is skipped.
+    """
+    device = torch.device(device) if device is not None else second_device()
+    moved = Case(_moved(case.args, device), _moved(dict(case.kwargs or {}), device) if case.kwargs else None)
+    try:
+        expected = _copied(moved).call(reference)
+    except Exception:
+        return  # the reference cannot run there: nothing to learn
+    try:
+        got = _copied(moved).call(learner)
+    except ExerciseError:
+        raise
+    except Exception as err:
+        if _is_device_mismatch(err):
+            raise ExerciseError(
+                f"{name}: not right yet — with its inputs on the device {device.type!r} your function mixed devices "
+                f"({type(err).__name__}: {str(err).splitlines()[0]}).\n"
+                "  A tensor made inside the function without device= (torch.linspace, torch.zeros, torch.rand, "
+                "torch.arange, ...) lives on the CPU; on a GPU this line stops the notebook.\n"
+                "  Hint: make new tensors on the inputs' device, e.g. torch.linspace(0, 1, n, device=z.device), "
+                "or derive them from an input (torch.zeros_like, torch.rand_like, x.new_zeros).") from err
+        if device.type == "meta":
+            return  # a failure that says nothing about devices (there is no data on the meta device)
+        raise ExerciseError(f"{name}: your function raised {type(err).__name__} with its inputs on {device}: "
+                            f"{err}") from err
+    outs = got if isinstance(got, (tuple, list)) else (got,)
+    refs = expected if isinstance(expected, (tuple, list)) else (expected,)
+    for g, e in zip(outs, refs):
+        if torch.is_tensor(e) and torch.is_tensor(g) and g.device.type != e.device.type:
+            raise ExerciseError(
+                f"{name}: not right yet — with its inputs on the device {device.type!r} your function returned a "
+                f"tensor on {g.device.type!r}.\n  Hint: return the result on the inputs' device (no .cpu(), no "
+                "tensor made without device=); the caller goes on computing with it there.")
+    if device.type != "meta" and compare_values:
+        problem = compare(expected, got, 1e-3, 1e-5)
+        if problem is not None:
+            raise ExerciseError(f"{name}: not right yet on the device {device.type!r} — {problem}.")

@@ -6,7 +6,9 @@ correct answers (``torch.bernoulli`` or comparing uniforms with x) draw differen
 one seed, so the check tests what must hold for any correct answer instead of comparing
 draws: 0./1. floats of x's shape; x unchanged; the same images from two generators seeded
 alike and different images from another seed; over many draws each pixel is 1 in a share x
-of them (within five binomial standard deviations); pixels drawn independently of each other.
+of them (within five binomial standard deviations); pixels drawn independently of each other;
+and, with x on a second device (CUDA where present, else PyTorch's ``meta`` device), the draws
+made on x's device (``torch.rand(x.shape)`` without ``device=`` passes on a CPU and stops on a GPU).
 
 Usage in a notebook::
 
@@ -21,7 +23,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from lvmlib.checks._core import ExerciseError, ExerciseNotDone, _mark_reference
+from lvmlib.checks._core import Case, ExerciseError, ExerciseNotDone, _mark_reference, check_follows_device
 from lvmlib.data import binarize as _binarize
 
 __all__ = ["check_binarize"]
@@ -106,25 +108,26 @@ def check_binarize(binarize: Callable, *, strict: bool = False, seed: int = 0, q
     if torch.equal(b, other):
         if torch.equal(b, (x > 0.5).to(b.dtype)) or torch.equal(b, torch.round(x)):
             fail("it gave the same image for every seed: x > 0.5",
-                 "a fixed threshold at 0.5 is static binarization: one binary image forever. Dynamic "
-                 "binarization draws a new one every time, pixel d being 1 with probability x_d")
+                 "a fixed threshold at 0.5 gives one binary image forever (so does static binarization, one "
+                 "random draw made once). Dynamic binarization draws a new one every time, pixel d being 1 with "
+                 "probability x_d")
         fail("it gave the same image for generators seeded differently",
              "the draw does not come from the generator passed in (a fixed seed inside the function?)")
     if not torch.equal(b, again):
         fail("two generators seeded alike gave different images",
              "the generator argument is ignored (torch.rand_like and torch.bernoulli(x) without generator= use "
-             "the global random state): pass generator=generator, e.g. torch.rand(x.shape, generator=generator)")
+             "the global random state): pass generator=generator, e.g. torch.rand(x.shape, generator=generator, device=x.device)")
 
     # independent draws: with every grey level 0.5, an image is all 0s or all 1s only by rare chance
     h = call(torch.full((400, 16), 0.5), seed + 3)
     if float((h == h[:, :1]).all(1).double().mean()) > 0.5:
         fail("most images came out all 0s or all 1s when every grey level is 0.5",
              "one random number per image (e.g. torch.rand(len(x), 1)) is shared by all its pixels; "
-             "draw one per pixel: torch.rand(x.shape, generator=generator)")
+             "draw one per pixel: torch.rand(x.shape, generator=generator, device=x.device)")
     if float((h == h[:1]).all(0).double().mean()) > 0.5:
         fail("every image came out the same when every grey level is 0.5",
              "one random number per pixel shared by all images (e.g. torch.rand(x.shape[-1])); "
-             "draw one per pixel of each image: torch.rand(x.shape, generator=generator)")
+             "draw one per pixel of each image: torch.rand(x.shape, generator=generator, device=x.device)")
 
     # each pixel is 1 in a share x of the draws
     share = call(x.repeat(N_DRAWS, 1), seed + 2).reshape(N_DRAWS, *x.shape).double().mean(0)  # (8, 16)
@@ -140,7 +143,11 @@ def check_binarize(binarize: Callable, *, strict: bool = False, seed: int = 0, q
         fail(f"over {N_DRAWS} draws pixel ({r}, {c}) with grey level {p[r, c]:.3f} was 1 in a share "
              f"{share[r, c]:.3f} of them; it should be about its grey level")
 
+    # the draws are made on x's device
+    check_follows_device(binarize, lambda x, generator=None: torch.bernoulli(x, generator=generator),
+                         Case((x, torch.Generator().manual_seed(seed))), name=name, compare_values=False)
+
     if not quiet:
         print(f"✓ {name}: 0./1. of the right shape, fresh and reproducible draws, each pixel 1 with "
-              f"probability x over {N_DRAWS} draws, pixels independent.")
+              f"probability x over {N_DRAWS} draws, pixels independent, made on x's device.")
     return None if strict else binarize

@@ -6,7 +6,10 @@
   posterior means (reference: :func:`lvmlib.widgets.interpolate`).
 
 Both run the learner's function and the reference on small random Bernoulli VAEs and inputs,
-give each its own copy of the inputs, and say so when the learner's function changed one.
+give each its own copy of the inputs, and say so when the learner's function changed one. Then
+they run it once more with the model and the inputs on a second device (CUDA where present, else
+PyTorch's ``meta`` device) and reject a function that makes its tensors on the CPU regardless
+(``torch.linspace(0, 1, steps)`` without ``device=``): it passes on a CPU and stops on a GPU.
 
 Usage in a notebook::
 
@@ -21,7 +24,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from lvmlib.checks._core import Case, ExerciseError, check_function
+from lvmlib.checks._core import Case, ExerciseError, check_follows_device, check_function
 from lvmlib.vae import VAE, VAEConfig
 from lvmlib.widgets import interpolate as _interpolate
 from lvmlib.widgets import latent_sweep as _latent_sweep
@@ -35,6 +38,12 @@ class _SmallVAE(VAE):
     def __repr__(self) -> str:
         c = self.config
         return f"VAE(D={c.D}, M={c.M}, likelihood={c.likelihood!r})"
+
+    def _as_x(self, x, name: str = "x") -> torch.Tensor:
+        # on the meta device (the device check) there are no values to validate: only the type and the form
+        if torch.is_tensor(x) and x.device.type == "meta":
+            return x.to(self.dtype)
+        return super()._as_x(x, name)
 
 
 _MODELS: dict[tuple[int, int], _SmallVAE] = {}
@@ -138,6 +147,8 @@ def check_latent_sweep(latent_sweep: Callable, *, strict: bool = False, seed: in
     out = check_function(guarded, _latent_sweep, _sweep_case, name="latent_sweep", n_trials=n_trials, seed=seed,
                          rtol=1e-4, atol=1e-6, known_mistakes=SWEEP_MISTAKES, strict=strict,
                          hint="copy z0 into S rows, set column dim to the values, decode the means without gradients")
+    if getattr(out, "_lvmlib_substitute_for", None) is None:
+        check_follows_device(latent_sweep, _latent_sweep, _sweep_case(np.random.default_rng(seed)), name="latent_sweep")
     return out if out is None else _unguarded(latent_sweep, out)
 
 
@@ -199,5 +210,7 @@ def check_interpolate(interpolate: Callable, *, strict: bool = False, seed: int 
                          rtol=1e-4, atol=1e-6, known_mistakes=INTERPOLATE_MISTAKES, strict=strict,
                          hint="mu_z, _ = model.encode(...) for both images, the path of latent_path-like points "
                               "(both ends included), then model.decoder.mean")
+    if getattr(out, "_lvmlib_substitute_for", None) is None:
+        check_follows_device(interpolate, _interpolate, _interp_case(np.random.default_rng(seed)), name="interpolate")
     return out if out is None else _unguarded(interpolate, out)
 
