@@ -10,6 +10,8 @@
   xdist worker ran it, or it was deselected) is executed by the fixture itself.
   The kernels of ``solutions/`` draw their figures inline (as in JupyterLab), so that the outputs
   hold the figures.
+- The notebooks that train a model (a cell tagged ``training``: 05, 06, 07, in both folders) are
+  marked ``slow``: the quick lane (``-m "not slow and not browser"``) runs the others.
 - A time budget: with ``LVMLIB_TEST_BUDGET_S`` set (``.ci/run`` sets it for the README's test
   command), the run ends with its slowest tests and fails when it took longer than that many
   seconds (wall clock, from the start of the session to its end).
@@ -29,6 +31,7 @@ ROOT = Path(__file__).resolve().parent
 SOLUTIONS = ROOT / "solutions"
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 FIXTURE = "executed_solution"
+TRAINING_TAG = "training"       # a cell that trains a model (benchmarks/results/notebook_cells.md)
 BUDGET_ENV = "LVMLIB_TEST_BUDGET_S"
 N_SLOWEST = 15
 
@@ -82,6 +85,15 @@ class TimeBudget:
                       red=verdict == "OVER", green=verdict == "within")
 
 
+def _trains(notebook_file) -> bool:
+    """Whether a notebook (nbval's collector of it) has a training cell."""
+    cached = getattr(notebook_file, "_lvm_trains", None)
+    if cached is None:
+        cached = any(TRAINING_TAG in c.get("metadata", {}).get("tags", []) for c in notebook_file.nb.cells)
+        notebook_file._lvm_trains = cached
+    return cached
+
+
 def _is_solution_cell(item) -> bool:
     return type(item).__name__ == "IPyNbCell" and Path(str(item.path)).parent == SOLUTIONS
 
@@ -93,9 +105,13 @@ class ExecutedSolutions:
         self._runs: dict[Path, dict] = {}        # path -> {"nb": notebook, "outputs": {cell_num: [...]}, "failed": bool}
         self._executed: dict[Path, nbformat.NotebookNode] = {}
 
-    # -- ordering: tests that read executed notebooks come after the notebooks
-    @pytest.hookimpl(trylast=True)
+    # -- ordering: tests that read executed notebooks come after the notebooks;
+    #    a notebook that trains (a cell tagged `training`) is slow, in both folders
+    @pytest.hookimpl(tryfirst=True)        # before -m deselects
     def pytest_collection_modifyitems(self, items):
+        for item in items:
+            if type(item).__name__ == "IPyNbCell" and _trains(item.parent):
+                item.add_marker(pytest.mark.slow)
         readers = [item for item in items if FIXTURE in getattr(item, "fixturenames", ())]
         if readers:
             ids = {id(item) for item in readers}
