@@ -255,16 +255,19 @@ def make_class(course: Path) -> dict:
 def in_full(klass) -> list[str]:
     """The assignments whose four submissions go through nbgrader's whole round trip.
 
-    The first assignment (the unlucky student's loop), each that holds an exercise of MISTAKES
-    (their feedback is read), and more in order until every behaviour of the unlucky student is
-    among them. The other assignments are graded by :func:`grade_side_by_side`.
+    The first assignment (the unlucky student's loop), then the assignments that hold an
+    exercise of MISTAKES (the feedback of those is read), in order, until every behaviour of the
+    unlucky student is among them. The other assignments are graded by :func:`grade_side_by_side`.
     """
-    chosen = [SOLUTIONS[0].stem] + [p.stem for p in SOLUTIONS
-                                    if any(a == p.stem and ex.answer_id in MISTAKES for a, ex in klass["exercises"])]
-    for path in SOLUTIONS:
-        if {FIRST, *CYCLE} <= {b for (a, _), b in klass["unlucky"].items() if a in chosen}:
+    chosen = [SOLUTIONS[0].stem]
+    with_mistakes = [p.stem for p in SOLUTIONS
+                     if any(a == p.stem and ex.answer_id in MISTAKES for a, ex in klass["exercises"])]
+    for assignment in with_mistakes + [p.stem for p in SOLUTIONS]:
+        covered = {b for (a, _), b in klass["unlucky"].items() if a in chosen}
+        if {FIRST, *CYCLE} <= covered and set(chosen) & set(with_mistakes):
             break
-        chosen.append(path.stem)
+        if assignment not in chosen:
+            chosen.append(assignment)
     return [p.stem for p in SOLUTIONS if p.stem in chosen]
 
 
@@ -438,12 +441,18 @@ def test_a_class_of_four_is_graded_exercise_by_exercise(course, tmp_path):
     assert {r["assignment"]: float(r["max_score"]) for r in rows if r["assignment"] in full} == pytest.approx(
         {a: maximum[a] for a in full})
 
-    # the feedback of a wrong exercise carries the check's message
-    for assignment in full:
-        html = (course / "feedback" / "mistakes" / assignment / f"{assignment}.html").read_text(encoding="utf-8")
-        for ex in (ex for a, ex in klass["exercises"] if a == assignment and ex.answer_id in MISTAKES):
-            assert MISTAKES[ex.answer_id][1] in html, f"{assignment}: feedback lacks the message of {ex.answer_id}"
-            assert f"{ex.answer_id}: not right yet" in html or "not right yet" in html
+    # the feedback of a wrong exercise carries the check's message (graded side by side: its test cell's output)
+    for assignment, ex in klass["exercises"]:
+        if ex.answer_id not in MISTAKES:
+            continue
+        if assignment in full:
+            text = (course / "feedback" / "mistakes" / assignment / f"{assignment}.html").read_text(encoding="utf-8")
+        else:
+            text = "".join(o.get("text", "") + o.get("evalue", "") for c in graded_notebooks[("side by side", assignment)].cells
+                           if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == f"{ex.test_ids[0]}@mistakes"
+                           for o in c.get("outputs", []))
+        assert MISTAKES[ex.answer_id][1] in text, f"{assignment}: the feedback lacks the message of {ex.answer_id}"
+        assert "not right yet" in text
     assert any(ex.answer_id in MISTAKES for a, ex in klass["exercises"] if a in full)
 
     # the unlucky student's megabytes were cut, the loop was interrupted
