@@ -102,7 +102,8 @@ class ExecutedSolutions:
     """The notebooks of solutions/ as nbval executed them in this process (path -> notebook)."""
 
     def __init__(self):
-        self._runs: dict[Path, dict] = {}        # path -> {"nb": notebook, "outputs": {cell_num: [...]}, "failed": bool}
+        # path -> {"nb": the notebook, "outputs": {code cell number: outputs}, "failed": whether a cell failed}
+        self._runs: dict[Path, dict] = {}
         self._executed: dict[Path, nbformat.NotebookNode] = {}
 
     # -- ordering: tests that read executed notebooks come after the notebooks;

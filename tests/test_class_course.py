@@ -30,6 +30,7 @@ from tools.make_class_course import (  # noqa: E402
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 BARE_PATH = "/usr/bin:/bin"
 EXERCISE_TIMEOUT = 20      # seconds for an answer or test cell: the checks take ~2 s on a busy machine
+CELL_TIMEOUT = 600         # seconds for any other cell: a smoke-mode cell takes well under a minute
 
 
 def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
@@ -56,7 +57,7 @@ def test_the_visible_check_is_rewritten_strict_and_the_hidden_tests_split_off():
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
     out = tmp_path_factory.mktemp("class") / "course"
-    build_course(out, exercise_timeout=EXERCISE_TIMEOUT, cell_timeout=1800, generate=False)
+    build_course(out, exercise_timeout=EXERCISE_TIMEOUT, cell_timeout=CELL_TIMEOUT, generate=False)
     nbgrader(out, "generate_assignment", "*", "--force")     # every assignment, in one nbgrader process
     return out
 
@@ -359,7 +360,8 @@ def grade_side_by_side(course: Path, klass: dict, assignment: str, workdir: Path
     plan_nb.cells = plan_cells
     (workdir / "source" / assignment).mkdir(parents=True)
     nbformat.write(plan_nb, str(workdir / "source" / assignment / name))
-    executor = ExerciseExecute(exercise_timeout=EXERCISE_TIMEOUT, timeout=1800, source_root=str(workdir / "source"))
+    executor = ExerciseExecute(exercise_timeout=EXERCISE_TIMEOUT, timeout=CELL_TIMEOUT,
+                               source_root=str(workdir / "source"))
     resources = {"nbgrader": {"assignment": assignment, "notebook": assignment},
                  "metadata": {"path": str(workdir)}}
     graded, _ = executor.preprocess(graded, resources)
@@ -448,7 +450,8 @@ def test_a_class_of_four_is_graded_exercise_by_exercise(course, tmp_path):
         if assignment in full:
             text = (course / "feedback" / "mistakes" / assignment / f"{assignment}.html").read_text(encoding="utf-8")
         else:
-            text = "".join(o.get("text", "") + o.get("evalue", "") for c in graded_notebooks[("side by side", assignment)].cells
+            cells = graded_notebooks[("side by side", assignment)].cells
+            text = "".join(o.get("text", "") + o.get("evalue", "") for c in cells
                            if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == f"{ex.test_ids[0]}@mistakes"
                            for o in c.get("outputs", []))
         assert MISTAKES[ex.answer_id][1] in text, f"{assignment}: the feedback lacks the message of {ex.answer_id}"
