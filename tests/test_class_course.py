@@ -9,6 +9,7 @@ course's nbgrader_config.py must find it).
 
 from __future__ import annotations
 
+import copy
 import csv
 import os
 import re
@@ -29,6 +30,7 @@ from tools.make_class_course import (  # noqa: E402
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 BARE_PATH = "/usr/bin:/bin"
 EXERCISE_TIMEOUT = 20      # seconds for an answer or test cell: the checks take ~2 s on a busy machine
+CELL_TIMEOUT = 600         # seconds for any other cell: a smoke-mode cell takes well under a minute
 
 
 def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
@@ -55,9 +57,8 @@ def test_the_visible_check_is_rewritten_strict_and_the_hidden_tests_split_off():
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
     out = tmp_path_factory.mktemp("class") / "course"
-    build_course(out, exercise_timeout=EXERCISE_TIMEOUT, cell_timeout=1800, generate=False)
-    for assignment in sorted(p.name for p in (out / "source").iterdir()):
-        nbgrader(out, "generate_assignment", assignment, "--force")
+    build_course(out, exercise_timeout=EXERCISE_TIMEOUT, cell_timeout=CELL_TIMEOUT, generate=False)
+    nbgrader(out, "generate_assignment", "*", "--force")     # every assignment, in one nbgrader process
     return out
 
 
@@ -218,102 +219,250 @@ def course_exercises(course: Path) -> list[tuple[str, object]]:
     return out
 
 
+STUDENTS = ("unlucky", "unfinished", "mistakes", "solved")
+
+
 def make_class(course: Path) -> dict:
-    """Write the four submissions of every assignment; return what each exercise deserves."""
+    """What each student answers to every exercise of the course, and what each answer deserves."""
     exercises = course_exercises(course)
     behaviours = [FIRST] + [CYCLE[i % len(CYCLE)] for i in range(len(exercises) - 1)]
     unlucky = {(a, ex.answer_id): b for (a, ex), b in zip(exercises, behaviours)}
     deserved = {}   # (student, assignment, answer_id) -> bool
+    answers = {}    # (student, assignment, answer_id) -> the answer cell's code (None: the cell is deleted)
     for path in SOLUTIONS:
         assignment = path.stem
         source = nbformat.read(str(course / "source" / assignment / path.name), as_version=4)
+        released = nbformat.read(str(course / "release" / assignment / path.name), as_version=4)
+        stubs = {c.metadata["nbgrader"]["grade_id"]: c.source for c in released.cells
+                 if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
         solutions = {c.metadata["nbgrader"]["grade_id"]: c.source for c in source.cells
                      if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
-        for student in ("solved", "unfinished", "mistakes", "unlucky"):
-            nb = nbformat.read(str(course / "release" / assignment / path.name), as_version=4)
-            cells = []
-            for cell in nb.cells:
-                gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-                if gid not in solutions:
-                    cells.append(cell)
-                    continue
+        for gid, solution in solutions.items():
+            for student in STUDENTS:
                 if student == "solved":
-                    cell.source, ok = strip_markers(solutions[gid]), True
+                    answer, ok = strip_markers(solution), True
                 elif student == "unfinished":
-                    ok = False
+                    answer, ok = stubs[gid], False
                 elif student == "mistakes":
-                    if gid in MISTAKES:
-                        cell.source, ok = MISTAKES[gid][0], False
-                    else:
-                        cell.source, ok = strip_markers(solutions[gid]), True
+                    answer, ok = (MISTAKES[gid][0], False) if gid in MISTAKES else (strip_markers(solution), True)
                 else:
                     behaviour = unlucky[(assignment, gid)]
-                    answer = unlucky_answer(behaviour, solutions[gid])
-                    ok = behaviour in DESERVES_POINTS
-                    if answer is None:
-                        deserved[(student, assignment, gid)] = ok
-                        continue
-                    cell.source = answer
+                    answer, ok = unlucky_answer(behaviour, solution), behaviour in DESERVES_POINTS
+                answers[(student, assignment, gid)] = answer
                 deserved[(student, assignment, gid)] = ok
-                cells.append(cell)
-            nb.cells = cells
-            dest = course / "submitted" / student / assignment
-            dest.mkdir(parents=True, exist_ok=True)
-            nbformat.write(nb, str(dest / path.name))
-            (dest / "timestamp.txt").write_text("2026-12-01 09:00:00.000000 UTC")
-    return {"deserved": deserved, "unlucky": unlucky, "exercises": exercises}
+    return {"deserved": deserved, "answers": answers, "unlucky": unlucky, "exercises": exercises}
+
+
+def in_full(klass) -> list[str]:
+    """The assignments whose four submissions go through nbgrader's whole round trip.
+
+    The first assignment (the unlucky student's loop), then the assignments that hold an
+    exercise of MISTAKES (the feedback of those is read), in order, until every behaviour of the
+    unlucky student is among them. The other assignments are graded by :func:`grade_side_by_side`.
+    """
+    chosen = [SOLUTIONS[0].stem]
+    with_mistakes = [p.stem for p in SOLUTIONS
+                     if any(a == p.stem and ex.answer_id in MISTAKES for a, ex in klass["exercises"])]
+    for assignment in with_mistakes + [p.stem for p in SOLUTIONS]:
+        covered = {b for (a, _), b in klass["unlucky"].items() if a in chosen}
+        if {FIRST, *CYCLE} <= covered and set(chosen) & set(with_mistakes):
+            break
+        if assignment not in chosen:
+            chosen.append(assignment)
+    return [p.stem for p in SOLUTIONS if p.stem in chosen]
+
+
+def submit(course: Path, klass: dict, assignment: str) -> None:
+    """Write the four students' submissions of ``assignment`` into the course's submitted/."""
+    name = f"{assignment}.ipynb"
+    for student in STUDENTS:
+        nb = nbformat.read(str(course / "release" / assignment / name), as_version=4)
+        cells = []
+        for cell in nb.cells:
+            gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if (student, assignment, gid) in klass["answers"]:
+                answer = klass["answers"][(student, assignment, gid)]
+                if answer is None:
+                    continue                     # the answer cell is deleted
+                cell.source = answer
+            cells.append(cell)
+        nb.cells = cells
+        dest = course / "submitted" / student / assignment
+        dest.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, str(dest / name))
+        (dest / "timestamp.txt").write_text("2026-12-01 09:00:00.000000 UTC")
+
+
+def grade_side_by_side(course: Path, klass: dict, assignment: str, workdir: Path):
+    """Grade the four students' answers to every exercise of ``assignment`` in one run of it.
+
+    One notebook, graded as nbgrader's autograde grades a submission: the released notebook, its
+    test cells as the course's source has them (hidden tests included), each exercise repeated
+    for the four students in turn (the answer cell, or none where it is deleted, then the
+    exercise's cells down to its last test cell, each grade id suffixed with the student's name),
+    run by the course's ``ExerciseExecute`` (course_grading.py: per-cell timeouts, output cut,
+    globals restored and the solution bound after a failed exercise, which is what keeps the
+    students apart here too) and scored with nbgrader's ``determine_grade``.
+    Returns the graded notebook and {(student, test_id): (score, max_score)}.
+    """
+    from nbgrader.utils import determine_grade
+
+    sys.path.insert(0, str(course))
+    from course_grading import ExerciseExecute  # the course's copy, as nbgrader imports it
+
+    name = f"{assignment}.ipynb"
+    source = nbformat.read(str(course / "source" / assignment / name), as_version=4)
+    released = nbformat.read(str(course / "release" / assignment / name), as_version=4)
+    tests = {c.metadata["nbgrader"]["grade_id"]: c for c in source.cells
+             if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
+    plan = {ex.answer_id: ex for ex in exercise_plan(source)}
+    last_test = {ex.test_ids[-1]: ex for ex in plan.values()}
+
+    def gid_of(cell):
+        return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+    def renamed(cell, student, text=None):
+        cell = nbformat.from_dict(copy.deepcopy(dict(cell)))
+        if text is not None:
+            cell.source = text
+        gid = gid_of(cell)
+        if gid is not None:
+            cell.metadata["nbgrader"]["grade_id"] = f"{gid}@{student}"
+        cell.id = f"{cell.get('id', 'cell')}-{student}"[:64]
+        return cell
+
+    graded_cells, plan_cells, block = [], [], None
+    for cell in released.cells:
+        gid = gid_of(cell)
+        if gid in tests:
+            cell = nbformat.from_dict(copy.deepcopy(dict(tests[gid])))   # as autograde overwrites a test cell
+        if block is None and gid in plan:
+            block = [cell]
+        elif block is not None:
+            block.append(cell)
+        else:
+            graded_cells.append(cell)
+            plan_cells.append(cell)
+        if block is not None and gid in last_test:
+            answer_id = gid_of(block[0])
+            for student in STUDENTS:
+                answer = klass["answers"][(student, assignment, answer_id)]
+                plan_cells.append(renamed(block[0], student, plan[answer_id].solution))
+                if answer is not None:
+                    graded_cells.append(renamed(block[0], student, answer))
+                for other in block[1:]:
+                    plan_cells.append(renamed(other, student))
+                    graded_cells.append(renamed(other, student))
+            block = None
+    graded = nbformat.from_dict(copy.deepcopy(dict(released)))
+    graded.cells = graded_cells
+    plan_nb = nbformat.from_dict(copy.deepcopy(dict(released)))
+    plan_nb.cells = plan_cells
+    (workdir / "source" / assignment).mkdir(parents=True)
+    nbformat.write(plan_nb, str(workdir / "source" / assignment / name))
+    executor = ExerciseExecute(exercise_timeout=EXERCISE_TIMEOUT, timeout=CELL_TIMEOUT,
+                               source_root=str(workdir / "source"))
+    resources = {"nbgrader": {"assignment": assignment, "notebook": assignment},
+                 "metadata": {"path": str(workdir)}}
+    graded, _ = executor.preprocess(graded, resources)
+    scores = {}
+    for cell in graded.cells:
+        gid = gid_of(cell)
+        if gid and cell.metadata["nbgrader"].get("grade") and "@" in gid:
+            test_id, student = gid.rsplit("@", 1)
+            scores[(student, test_id)] = determine_grade(cell)
+    return graded, scores
 
 
 @pytest.mark.slow
-def test_a_class_of_four_is_graded_exercise_by_exercise(course):
-    """Release, submissions, autograde, feedback, CSV export: each score is what the answer deserves."""
+def test_a_class_of_four_is_graded_exercise_by_exercise(course, tmp_path):
+    """Each score is what the answer deserves, for every exercise of the course and every student.
+
+    The assignments of :func:`in_full` go through nbgrader's round trip (submissions, autograde,
+    feedback, CSV export); the others are graded side by side (:func:`grade_side_by_side`), by the
+    same grading step and scoring, in one run of the notebook instead of four.
+    """
     from nbgrader.api import Gradebook
 
     klass = make_class(course)
-    assignments = [p.stem for p in SOLUTIONS]
-    for assignment in assignments:
-        nbgrader(course, "autograde", assignment)
-        nbgrader(course, "generate_feedback", assignment)
-    nbgrader(course, "export", "--to", str(course / "grades.csv"))
-
-    expected_totals = {}
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", course_id="lvm") as gb:
-        for assignment, exercise in klass["exercises"]:
-            for student in ("solved", "unfinished", "mistakes", "unlucky"):
-                ok = klass["deserved"][(student, assignment, exercise.answer_id)]
-                for test_id in exercise.test_ids:
-                    grade = gb.find_grade(test_id, assignment, assignment, student)
-                    want = grade.max_score if ok else 0.0
-                    assert grade.score == want, (
-                        f"{student}, {assignment}, {test_id} "
-                        f"({klass['unlucky'][(assignment, exercise.answer_id)] if student == 'unlucky' else ''}): "
-                        f"scored {grade.score}, deserves {want}")
-                    key = (student, assignment)
-                    expected_totals[key] = expected_totals.get(key, 0.0) + want
-
-    with open(course / "grades.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    scores = {(r["student_id"], r["assignment"]): float(r["score"]) for r in rows}
-    assert scores == pytest.approx(expected_totals)
-    maximum = {r["assignment"]: float(r["max_score"]) for r in rows}
-    assert all(scores[("solved", a)] == maximum[a] for a in assignments)
-    assert all(scores[("unfinished", a)] == 0.0 for a in assignments)
-
-    # the feedback of a wrong exercise carries the check's message
-    for assignment in assignments:
-        html = (course / "feedback" / "mistakes" / assignment / f"{assignment}.html").read_text(encoding="utf-8")
-        for ex in (ex for a, ex in klass["exercises"] if a == assignment and ex.answer_id in MISTAKES):
-            assert MISTAKES[ex.answer_id][1] in html, f"{assignment}: feedback lacks the message of {ex.answer_id}"
-            assert f"{ex.answer_id}: not right yet" in html or "not right yet" in html
-
-    # the unlucky student's megabytes were cut, the loop was interrupted
-    for assignment in assignments:
-        graded = nbformat.read(str(course / "autograded" / "unlucky" / assignment / f"{assignment}.ipynb"), 4)
-        for cell in graded.cells:
-            text = "".join(o.get("text", "") for o in cell.get("outputs", []))
-            assert len(text) < 120_000
+    full = in_full(klass)
+    assert 0 < len(full) < len(SOLUTIONS), full
     behaviours = set(klass["unlucky"].values())
     assert {"loops", "deleted", "raises", "clobbers", "floods", "solved"} <= behaviours
+    assert behaviours <= {b for (a, _), b in klass["unlucky"].items() if a in full}, "a behaviour is not graded in full"
+    for assignment in full:
+        submit(course, klass, assignment)
+    nbgrader(course, "autograde", "*")               # every submitted assignment, in one nbgrader process
+    nbgrader(course, "generate_feedback", "*")
+    nbgrader(course, "export", "--to", str(course / "grades.csv"))
+
+    scores = {}         # (student, assignment, test_id) -> (score, max_score)
+    graded_notebooks = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", course_id="lvm") as gb:
+        for assignment, exercise in klass["exercises"]:
+            if assignment not in full:
+                continue
+            for student in STUDENTS:
+                for test_id in exercise.test_ids:
+                    grade = gb.find_grade(test_id, assignment, assignment, student)
+                    scores[(student, assignment, test_id)] = (grade.score, grade.max_score)
+        for assignment in full:
+            for student in STUDENTS:
+                path = course / "autograded" / student / assignment / f"{assignment}.ipynb"
+                graded_notebooks[(student, assignment)] = nbformat.read(str(path), as_version=4)
+    for path in SOLUTIONS:
+        if path.stem not in full:
+            graded, side = grade_side_by_side(course, klass, path.stem, tmp_path / path.stem)
+            scores.update({(student, path.stem, test_id): s for (student, test_id), s in side.items()})
+            graded_notebooks[("side by side", path.stem)] = graded
+
+    expected_totals, maximum = {}, {}
+    for assignment, exercise in klass["exercises"]:
+        for student in STUDENTS:
+            ok = klass["deserved"][(student, assignment, exercise.answer_id)]
+            for test_id in exercise.test_ids:
+                score, max_score = scores[(student, assignment, test_id)]
+                want = max_score if ok else 0.0
+                assert score == want, (
+                    f"{student}, {assignment}, {test_id} "
+                    f"({klass['unlucky'][(assignment, exercise.answer_id)] if student == 'unlucky' else ''}): "
+                    f"scored {score}, deserves {want}")
+                key = (student, assignment)
+                expected_totals[key] = expected_totals.get(key, 0.0) + want
+                if student == "solved":
+                    maximum[assignment] = maximum.get(assignment, 0.0) + max_score
+    assert set(expected_totals) == {(s, p.stem) for s in STUDENTS for p in SOLUTIONS}, "an assignment was not graded"
+    assert all(expected_totals[("solved", p.stem)] == maximum[p.stem] > 0 for p in SOLUTIONS)
+    assert all(expected_totals[("unfinished", p.stem)] == 0.0 for p in SOLUTIONS)
+
+    # the CSV export of the assignments graded in full: each total is what the answers deserve
+    with open(course / "grades.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    exported = {(r["student_id"], r["assignment"]): float(r["score"]) for r in rows if r["assignment"] in full}
+    assert exported == pytest.approx({k: v for k, v in expected_totals.items() if k[1] in full})
+    assert {r["assignment"]: float(r["max_score"]) for r in rows if r["assignment"] in full} == pytest.approx(
+        {a: maximum[a] for a in full})
+
+    # the feedback of a wrong exercise carries the check's message (graded side by side: its test cell's output)
+    for assignment, ex in klass["exercises"]:
+        if ex.answer_id not in MISTAKES:
+            continue
+        if assignment in full:
+            text = (course / "feedback" / "mistakes" / assignment / f"{assignment}.html").read_text(encoding="utf-8")
+        else:
+            cells = graded_notebooks[("side by side", assignment)].cells
+            text = "".join(o.get("text", "") + o.get("evalue", "") for c in cells
+                           if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == f"{ex.test_ids[0]}@mistakes"
+                           for o in c.get("outputs", []))
+        assert MISTAKES[ex.answer_id][1] in text, f"{assignment}: the feedback lacks the message of {ex.answer_id}"
+        assert "not right yet" in text
+    assert any(ex.answer_id in MISTAKES for a, ex in klass["exercises"] if a in full)
+
+    # the unlucky student's megabytes were cut, the loop was interrupted
+    for (student, assignment), graded in graded_notebooks.items():
+        for cell in graded.cells:
+            text = "".join(o.get("text", "") for o in cell.get("outputs", []))
+            assert len(text) < 120_000, (student, assignment)
     loop_assignment = next(a for (a, _), b in klass["unlucky"].items() if b == "loops")
     graded = (course / "autograded" / "unlucky" / loop_assignment / f"{loop_assignment}.ipynb").read_text()
     assert re.search(r"CellTimeoutError|KeyboardInterrupt", graded)

@@ -227,11 +227,11 @@ def test_offline_html_slides_of_every_notebook_without_running_them(tmp_path):
 
 
 @pytest.mark.slow
-def test_offline_html_slides_of_every_notebook_with_their_outputs(tmp_path, monkeypatch):
-    monkeypatch.setenv("LVMLIB_SMOKE", "1")
-    monkeypatch.delenv("LVMLIB_RUN_CACHE", raising=False)
+def test_offline_html_slides_of_every_notebook_with_their_outputs(tmp_path, executed_solution):
+    """The slides of the executed notebooks (one smoke-mode run of each, shared with nbval: conftest.py)."""
     out = tmp_path / "slides"
-    written = build_slides.build(SOLUTIONS, out, run=True, timeout=900)
+    written = build_slides.build(SOLUTIONS, out, executed=executed_solution)
+    assert len(written) == len(SOLUTIONS)
     for path, html_path in zip(SOLUTIONS, written):
         html = _check_offline(html_path, _read(path))
         assert "data:image/png;base64," in html, f"{html_path.name} has no embedded figure"

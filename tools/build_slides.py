@@ -135,14 +135,23 @@ def render(nb: nbformat.NotebookNode, out: Path) -> str:
     return html
 
 
-def build(paths: list[Path], out: Path = OUT, run: bool = True, timeout: int = 1800) -> list[Path]:
+def build(paths: list[Path], out: Path = OUT, run: bool = True, timeout: int = 1800,
+          executed=None) -> list[Path]:
+    """Write the slides of each notebook in ``paths`` to ``out``; return the HTML files.
+
+    ``executed``, if given, returns a notebook already executed (``executed(path)``): it is used
+    instead of running the notebook here (the tests share one run of each notebook this way).
+    """
     copy_assets(out)
     written = []
     for path in paths:
         t0 = time.perf_counter()
-        nb = nbformat.read(str(path), as_version=4)
-        if run:
-            nb = execute(nb, path, timeout)
+        if executed is not None:
+            nb = executed(path)
+        else:
+            nb = nbformat.read(str(path), as_version=4)
+            if run:
+                nb = execute(nb, path, timeout)
         dest = out / (path.stem + ".slides.html")
         dest.write_text(render(nb, out), encoding="utf-8")
         written.append(dest)
