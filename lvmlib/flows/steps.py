@@ -67,7 +67,8 @@ def planar_u_hat(w: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"w and u must have the same last dimension M, got {tuple(w.shape)} and {tuple(u.shape)}")
     wu = (w * u).sum(-1, keepdim=True)  # (..., 1)
     m = -1.0 + F.softplus(wu)
-    return u + (m - wu) * w / ((w * w).sum(-1, keepdim=True) + _TINY)
+    # |w|^2 floored only where w is (numerically) zero: elsewhere w.u_hat = m(w.u) up to rounding
+    return u + (m - wu) * w / (w * w).sum(-1, keepdim=True).clamp_min(_TINY)
 
 
 def planar_step(z: torch.Tensor, w: torch.Tensor, u: torch.Tensor, b, *, constrain: bool = True):
