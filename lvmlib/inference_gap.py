@@ -15,11 +15,11 @@ and Cremer et al. split it at q*(z|x), the best member of the variational family
 The approximation gap is what the family (a diagonal Gaussian, a flow) cannot represent; the
 amortisation gap is what one encoder network shared by all x loses against per-point optimisation.
 
-Posterior families. A Gaussian posterior (``lvmlib.vae.VAE``) has per-point parameters
-(mu_z, log_var) from ``model.encode(x)``. A model with another posterior family (a flow) provides
-``posterior_params(x)`` (a tuple of per-point tensors, first dimension B) and
-``sample_q_from_params(params, n)`` -> (z (n, B, M), log q(z|x) (n, B)), reparameterised; both
-paths use the same code below.
+Posterior families. q's per-point parameters are a dict of tensors with leading dimension B:
+{"mu", "log_var"} for the Gaussian posterior, plus the flow's amortised parameters for a flow posterior
+(:mod:`lvmlib.flows`). A model provides ``posterior_params(x)`` and ``sample_q_from_params(params, n,
+generator)`` -> (z (n, B, M), log q(z|x) (n, B)), reparameterised; a model with only ``encode(x)`` ->
+(mu_z, log_var) is treated as a Gaussian posterior. Both paths run the same code below.
 
 Estimators (all Monte Carlo; every result comes with its standard error):
     ELBO(q)  ~ mean_k log w_k,           log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x), z_k ~ q
@@ -80,32 +80,40 @@ def _uses_contract(model) -> bool:
     return hasattr(model, "posterior_params") and hasattr(model, "sample_q_from_params")
 
 
-def posterior_params(model, x) -> tuple[torch.Tensor, ...]:
-    """q_phi(z|x)'s per-point parameters, detached: (mu_z, log_var) for a Gaussian posterior, the
-    model's ``posterior_params(x)`` for another family. Inputs: x (B, D). Returns: tuple of (B, ...)."""
+def _as_params(params, B: int | None = None) -> dict[str, torch.Tensor]:
+    if isinstance(params, (tuple, list)) and len(params) == 2:  # (mu_z, log_var), as encode(x) returns them
+        params = {"mu": params[0], "log_var": params[1]}
+    if not isinstance(params, dict) or not {"mu", "log_var"} <= set(params) or \
+            not all(torch.is_tensor(v) for v in params.values()):
+        raise TypeError("params must be a dict of tensors with at least 'mu' and 'log_var' (from posterior_params), "
+                        f"got {type(params).__name__}")
+    if B is not None and any(v.dim() == 0 or v.shape[0] != B for v in params.values()):
+        raise ValueError(f"params must be per-point tensors with first dimension B = {B}, got shapes "
+                         f"{ {k: tuple(v.shape) for k, v in params.items()} }")
+    return params
+
+
+def posterior_params(model, x) -> dict[str, torch.Tensor]:
+    """q_phi(z|x)'s per-point parameters, detached: the model's ``posterior_params(x)``, or
+    {"mu", "log_var"} from ``encode(x)``. Inputs: x (B, D). Returns: dict of (B, ...) tensors."""
     _check_model(model)
     x = _check_x(model, x)
     with torch.no_grad():
         params = model.posterior_params(x) if _uses_contract(model) else model.encode(x)
-    if isinstance(params, dict):
-        raise TypeError("posterior_params(x) must return a tuple of tensors, got a dict")
-    return tuple(p.detach() for p in params)
+    return {k: v.detach() for k, v in _as_params(params, x.shape[0]).items()}
 
 
 def sample_q(model, params, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """n reparameterised samples of q(z|x) with given parameters and their log-density.
 
-    Gaussian: z = mu_z + exp(0.5 log_var) * eps; log q = log N(z | mu_z, diag(exp(log_var))).
+    Gaussian: z = mu + exp(0.5 log_var) * eps; log q = log N(z | mu, diag(exp(log_var))).
     Inputs: params from :func:`posterior_params`; n >= 1. Returns: z (n, B, M), log_q (n, B).
     """
     n = _check_positive_int("n", n)
+    params = _as_params(params)
     if _uses_contract(model):
-        if generator is not None:
-            with torch.random.fork_rng(devices=[] if params[0].device.type == "cpu" else [params[0].device]):
-                torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device)))
-                return model.sample_q_from_params(params, n)
-        return model.sample_q_from_params(params, n)
-    mu_z, log_var = params
+        return model.sample_q_from_params(params, n, generator=generator)
+    mu_z, log_var = params["mu"], params["log_var"]
     eps = torch.randn((n, *mu_z.shape), generator=generator, device=mu_z.device, dtype=mu_z.dtype)  # (n, B, M)
     z = mu_z + torch.exp(0.5 * log_var) * eps
     return z, log_normal_diag(z, mu_z, log_var, check=False)  # (n, B, M), (n, B)
@@ -118,7 +126,7 @@ def log_weights(model, x: torch.Tensor, params, n: int, generator: torch.Generat
 
 
 def refine_posterior(model, x, steps: int = 200, lr: float = 0.05, n_samples: int = 8, params=None,
-                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+                     generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """q*(z|x): q's parameters optimised for each data point separately, from the encoder's output.
 
         params* = argmax_params  sum_b ELBO(x_b; params_b)     (Adam, ``steps`` steps, rate ``lr``
@@ -131,18 +139,16 @@ def refine_posterior(model, x, steps: int = 200, lr: float = 0.05, n_samples: in
 
     Inputs: model (see the module's docstring); x (B, D); steps >= 0; lr > 0; n_samples >= 1;
         params: the starting point (default: the encoder's output for x); generator (optional).
-    Returns: the refined parameters, a tuple of detached tensors shaped like ``posterior_params``.
+    Returns: the refined parameters, a dict of detached tensors shaped like ``posterior_params``'s.
     """
     _check_model(model)
     steps = _check_nonneg_int("steps", steps)
     lr = _check_lr(lr)
     n_samples = _check_positive_int("n_samples", n_samples)
     x = _check_x(model, x)
-    start = posterior_params(model, x) if params is None else tuple(p.detach() for p in params)
-    if len(start) == 0 or any(p.shape[0] != x.shape[0] for p in start):
-        raise ValueError(f"params must be per-point tensors with first dimension B = {x.shape[0]}, got shapes "
-                         f"{[tuple(p.shape) for p in start]}")
-    leaves = [p.clone().requires_grad_(True) for p in start]
+    start = posterior_params(model, x) if params is None else _as_params(params, x.shape[0])
+    keys = list(start)
+    leaves = [start[k].detach().clone().requires_grad_(True) for k in keys]
     opt = torch.optim.Adam(leaves, lr=lr)
     # cosine decay to lr/100: large steps early, small ones at the end so that the noise of the
     # stochastic gradients does not leave q* jittering around its optimum
@@ -151,7 +157,7 @@ def refine_posterior(model, x, steps: int = 200, lr: float = 0.05, n_samples: in
     model.eval()
     try:
         for _ in range(steps):
-            elbo = log_weights(model, x, tuple(leaves), n_samples, generator).mean(0)  # (B,)
+            elbo = log_weights(model, x, dict(zip(keys, leaves)), n_samples, generator).mean(0)  # (B,)
             loss = -elbo.sum()
             grads = torch.autograd.grad(loss, leaves)  # the parameters of q only, not the model's
             for p, g in zip(leaves, grads):
@@ -160,8 +166,8 @@ def refine_posterior(model, x, steps: int = 200, lr: float = 0.05, n_samples: in
             schedule.step()
     finally:
         model.train(was_training)
-    out = tuple(p.detach() for p in leaves)
-    if not all(bool(torch.isfinite(p).all()) for p in out):
+    out = {k: p.detach() for k, p in zip(keys, leaves)}
+    if not all(bool(torch.isfinite(p).all()) for p in out.values()):
         raise FloatingPointError(f"refine_posterior diverged (non-finite parameters) with lr={lr}: use a smaller lr")
     return out
 
@@ -200,7 +206,7 @@ class GapResult:
     approximation_se: torch.Tensor
     amortisation: torch.Tensor
     amortisation_se: torch.Tensor
-    params_star: tuple
+    params_star: dict
 
     def summary(self) -> dict[str, dict[str, float]]:
         """{name: {"mean", "mc_se" (Monte Carlo error of the mean), "sem" (spread over the points / sqrt N)}}."""
@@ -240,7 +246,7 @@ def inference_gaps(model, x, K: int = 1000, n_elbo: int = 1000, steps: int = 200
     batch_size = _check_positive_int("batch_size", batch_size)
     x = _check_x(model, x)
     parts: dict[str, list] = {k: [] for k in ("log_px", "log_px_se", "elbo_star", "elbo_star_se", "elbo_phi", "elbo_phi_se")}
-    stars: list[tuple] = []
+    stars: list[dict] = []
     for start in range(0, x.shape[0], batch_size):
         xb = x[start:start + batch_size]
         phi = posterior_params(model, xb)
@@ -251,18 +257,18 @@ def inference_gaps(model, x, K: int = 1000, n_elbo: int = 1000, steps: int = 200
         with torch.no_grad():
             crn = {}
             for name, p in (("elbo_star", star), ("elbo_phi", phi)):
-                g = torch.Generator(device=p[0].device).manual_seed(seed)  # the same eps for both
+                g = torch.Generator(device=p["mu"].device).manual_seed(seed)  # the same eps for both
                 crn[name] = log_weights(model, xb, p, n_elbo, g)
                 m, se = _elbo_and_se(crn[name])
                 parts[name].append(m)
                 parts[f"{name}_se"].append(se)
-            g = torch.Generator(device=star[0].device).manual_seed(seed + 1)
+            g = torch.Generator(device=star["mu"].device).manual_seed(seed + 1)
             log_w = torch.cat([log_weights(model, xb, star, min(100, K - k), g) for k in range(0, K, 100)])  # (K, b)
             m, se = _is_and_se(log_w)
             parts["log_px"].append(m)
             parts["log_px_se"].append(se)
     t = {k: torch.cat(v) for k, v in parts.items()}
-    params_star = tuple(torch.cat([s[i] for s in stars]) for i in range(len(stars[0])))
+    params_star = {k: torch.cat([s[k] for s in stars]) for k in stars[0]}
     return GapResult(
         log_px=t["log_px"], log_px_se=t["log_px_se"], elbo_star=t["elbo_star"], elbo_star_se=t["elbo_star_se"],
         elbo_phi=t["elbo_phi"], elbo_phi_se=t["elbo_phi_se"],
