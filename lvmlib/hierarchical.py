@@ -200,3 +200,17 @@ class HierarchicalVAE(VAE):
         """
         z1, _ = self.sample_latents(n, generator=generator)
         return self.decoder.mean(z1) if mean else self.decoder.sample(z1, generator=generator)
+
+    def posterior_params(self, x):
+        """Not defined for two latent levels (q(z2|z1) depends on the sampled z1, not on x alone)."""
+        raise NotImplementedError("posterior_params (and the *_from_params methods) are defined for one latent "
+                                  "level (VAE, FlowVAE), not for the HierarchicalVAE")
+
+    def sample_q_from_params(self, params, n, generator=None):
+        self.posterior_params(None)
+
+    def log_q_from_params(self, z, params):
+        self.posterior_params(None)
+
+    def elbo_from_params(self, x, params, n_samples=1, generator=None, analytic_kl=True):
+        self.posterior_params(None)

@@ -64,6 +64,7 @@ LIKELIHOODS = ("bernoulli", "gaussian", "categorical")
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh, "elu": nn.ELU}
 VARIANCES = ("fixed", "learned")
 PRIORS = ("standard_normal", "mog", "vamp")
+POSTERIORS = ("gaussian", "planar", "householder", "iaf")  # q(z|x): a diagonal Gaussian, or one pushed through a flow
 
 
 def _is_int(v) -> bool:
@@ -116,6 +117,10 @@ class VAEConfig:
             zero), and the update is then no longer the ELBO's gradient (see
             :class:`lvmlib.priors.VampPrior`). Other priors ignore it.
         device: "auto", "cpu", "cuda", "cuda:N"; the VAE moves itself there when built.
+        posterior: q(z|x): "gaussian" (the lecture's diagonal Gaussian) or a normalizing flow on
+            top of it, "planar", "householder" or "iaf" (:mod:`lvmlib.flows`; ``VAE(config)`` then
+            builds a :class:`lvmlib.flows.FlowVAE`).
+        flow_length: K, the number of flow steps: None for "gaussian", an integer >= 1 for a flow.
     """
 
     D: int
@@ -132,6 +137,8 @@ class VAEConfig:
     device: str = "auto"
     n_components: int = 16
     vamp_encoder_gradient: bool = True
+    posterior: str = "gaussian"
+    flow_length: int | None = None
 
     def __post_init__(self):
         for name in ("D", "M", "H"):
@@ -161,6 +168,19 @@ class VAEConfig:
         if not isinstance(self.vamp_encoder_gradient, (bool, np.bool_)):
             raise TypeError(f"VAEConfig.vamp_encoder_gradient must be True or False, got {self.vamp_encoder_gradient!r}")
         object.__setattr__(self, "vamp_encoder_gradient", bool(self.vamp_encoder_gradient))
+        if self.posterior not in POSTERIORS:
+            raise ValueError(f"VAEConfig.posterior must be one of {list(POSTERIORS)}, got {self.posterior!r}")
+        if self.posterior == "gaussian" and self.flow_length is not None:
+            raise ValueError(
+                f"VAEConfig.flow_length must be None for posterior='gaussian' (it has no flow), got {self.flow_length!r}"
+            )
+        if self.posterior != "gaussian" and (not _is_int(self.flow_length) or self.flow_length < 1):
+            raise ValueError(
+                f"VAEConfig.flow_length (the number of flow steps K) must be an integer >= 1 for "
+                f"posterior={self.posterior!r}, got {self.flow_length!r}"
+            )
+        if self.flow_length is not None:
+            object.__setattr__(self, "flow_length", int(self.flow_length))
         if not isinstance(self.device, str):
             raise TypeError(f"VAEConfig.device must be a string such as 'auto' or 'cpu', got {self.device!r}")
         # NumPy numbers become Python numbers, so that the config is plain data (JSON, checkpoints)
@@ -526,12 +546,27 @@ class VAE(nn.Module):
     Parameters are checked for NaN and infinities by name where they enter: ``load_state_dict``,
     the start of training (:func:`lvmlib.training.train`), ``check_parameters()`` and every call
     with ``check=True``; never in ``forward(x, check=False)``, which reads nothing on the host.
+
+    With ``config.posterior`` a flow, ``VAE(config)`` returns a :class:`lvmlib.flows.FlowVAE`.
     """
+
+    _flow_posterior = False  # True in the subclass that implements flow posteriors
+
+    def __new__(cls, config=None, *args, **kwargs):
+        if cls is VAE and isinstance(config, VAEConfig) and config.posterior != "gaussian":
+            from lvmlib.flows.flow_vae import FlowVAE
+
+            cls = FlowVAE
+        return super().__new__(cls)
 
     def __init__(self, config: VAEConfig):
         super().__init__()
         if not isinstance(config, VAEConfig):
             raise TypeError(f"config must be a VAEConfig, got {type(config).__name__}")
+        if config.posterior != "gaussian" and not self._flow_posterior:
+            raise ValueError(
+                f"config.posterior={config.posterior!r}: {type(self).__name__} supports only posterior='gaussian'"
+            )
         self.config = config
         c = config
         self.encoder = Encoder(c.D, c.M, c.H, c.n_hidden_layers, c.activation)
@@ -761,3 +796,66 @@ class VAE(nn.Module):
         mu_z, log_var = self.encode(x)
         z = reparameterize(mu_z, log_var, generator=generator) if sample_z else mu_z
         return self.decoder.mean(z)
+
+    # -- q(z|x) as per-point parameters (the inference gap refines them) ----------------
+    def posterior_params(self, x) -> dict[str, torch.Tensor]:
+        """The variational parameters the encoder outputs for each point: {"mu", "log_var"} (B, M).
+
+        A flow posterior adds its amortised parameters (:class:`lvmlib.flows.FlowVAE`).
+        Inputs: x (B, D). Returns: dict of tensors with leading dimension B (with gradients to the encoder).
+        """
+        mu_z, log_var = self.encode(x)
+        return {"mu": mu_z, "log_var": log_var}
+
+    def _check_params(self, params) -> int:
+        if not isinstance(params, dict) or not all(k in params for k in ("mu", "log_var")):
+            raise TypeError("params must be a dict with at least 'mu' and 'log_var' (from posterior_params)")
+        B = None
+        for k, v in params.items():
+            if not torch.is_tensor(v) or v.dim() < 1:
+                raise TypeError(f"params[{k!r}] must be a tensor with a leading batch dimension B")
+            if B is None:
+                B = v.shape[0]
+            elif v.shape[0] != B:
+                raise ValueError(f"params[{k!r}] has leading dimension {v.shape[0]}, the others {B}")
+        if params["mu"].shape != params["log_var"].shape or params["mu"].shape[-1] != self.config.M:
+            raise ValueError(f"params['mu'] and params['log_var'] must have shape (B, M={self.config.M})")
+        return B
+
+    def sample_q_from_params(self, params, n: int, generator: torch.Generator | None = None):
+        """z ~ q(z|x) by reparameterization with q given by ``params``, and log q(z|x) at it.
+
+        Inputs: params (from :meth:`posterior_params`, possibly refined), n >= 1 samples per point.
+        Returns: z (n, B, M), log_q (n, B); both differentiable with respect to params.
+        """
+        self._check_params(params)
+        if not _is_int(n) or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        mu, lv = params["mu"], params["log_var"]
+        z = reparameterize(mu.expand(int(n), *mu.shape), lv.expand(int(n), *lv.shape), generator=generator)
+        return z, log_normal_diag(z, mu, lv, check=False)
+
+    def log_q_from_params(self, z: torch.Tensor, params) -> torch.Tensor:
+        """log q(z|x) at given z (..., B, M) with q given by ``params``. Returns: (..., B)."""
+        self._check_params(params)
+        return log_normal_diag(z, params["mu"], params["log_var"], check=False)
+
+    def elbo_from_params(self, x, params, n_samples: int = 1, generator: torch.Generator | None = None,
+                         analytic_kl: bool = True) -> torch.Tensor:
+        """The ELBO of each point with q given by ``params``, from n_samples reparameterized samples.
+
+            ELBO(x) ~= 1/n sum_s [ log p(x|z_s) + log p(z_s) - log q(z_s|x) ],  z_s ~ q
+
+        (for a Gaussian q and a prior with a closed-form KL and ``analytic_kl``: the sampled
+        log p(x|z) minus the exact KL). Differentiable with respect to params and the model.
+        Inputs: x (B, D); params (B, ...); n_samples >= 1. Returns: (B,).
+        """
+        x = self._as_x(x)
+        B = self._check_params(params)
+        if B != x.shape[0]:
+            raise ValueError(f"params hold {B} points but x has {x.shape[0]} rows")
+        z, log_q = self.sample_q_from_params(params, n_samples, generator=generator)  # (n, B, M), (n, B)
+        re = self.decoder.log_prob(x, z, check=False).mean(0)
+        if analytic_kl and not self._flow_posterior and self.prior.supports_analytic_kl:
+            return re - self.prior.analytic_kl(params["mu"], params["log_var"])
+        return re - (log_q - self.prior.log_prob(z)).mean(0)

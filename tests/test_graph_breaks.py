@@ -19,6 +19,11 @@ MODELS = {
                                                       vamp_encoder_gradient=False, device="cpu")),
     "categorical-mog": lambda: VAE(VAEConfig(D=6, M=2, H=8, likelihood="categorical", prior="mog", n_components=3,
                                              device="cpu")),
+    "planar-flow": lambda: VAE(VAEConfig(D=6, M=2, H=8, posterior="planar", flow_length=2, device="cpu")),
+    "householder-flow-mog": lambda: VAE(VAEConfig(D=6, M=2, H=8, posterior="householder", flow_length=2, prior="mog",
+                                                  n_components=3, device="cpu")),
+    "iaf-flow-vamp": lambda: VAE(VAEConfig(D=6, M=2, H=8, posterior="iaf", flow_length=2, prior="vamp",
+                                           n_components=3, device="cpu")),
     "hierarchical": lambda: HierarchicalVAE(HierarchicalVAEConfig(D=6, M=2, M2=2, H=8, device="cpu")),
     "hierarchical-mog": lambda: HierarchicalVAE(HierarchicalVAEConfig(D=6, M=2, M2=2, H=8, prior="mog",
                                                                       n_components=3, device="cpu")),
@@ -70,7 +75,7 @@ class _Counter:
         return gm.forward
 
 
-@pytest.mark.parametrize("name", ["standard", "vamp", "hierarchical-mog"])
+@pytest.mark.parametrize("name", ["standard", "vamp", "hierarchical-mog", "planar-flow"])
 def test_changing_kl_weight_does_not_recompile(name):
     model = MODELS[name]()
     counter = _Counter()

@@ -111,6 +111,11 @@ def _build_parser() -> argparse.ArgumentParser:
     m.add_argument("--hierarchical", action="store_true",
                    help="a two-level hierarchical VAE p(z2) p(z1|z2) p(x|z1) (lvmlib.hierarchical); "
                    "--latent is the size of z1, --latent-top the size of z2")
+    m.add_argument("--flow", choices=["planar", "householder", "iaf"], default=None,
+                   help="q(z|x) as a Gaussian pushed through a normalizing flow (lvmlib.flows) (default: none, "
+                        "the Gaussian posterior)")
+    m.add_argument("--flow-length", type=_positive_int, default=None,
+                   help="K, the number of flow steps of --flow (default: 4 when --flow is given)")
     m.add_argument("--latent-top", type=_positive_int, default=None,
                    help="M2, the top latent dimensions of --hierarchical (default: 8)")
     t = p.add_argument_group("training (lvmlib.training.TrainConfig)")
@@ -209,6 +214,10 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
                      "string; to write into the current folder say --out .")
     if args.resume and args.overwrite:
         parser.error("--resume continues the run in --out and --overwrite replaces it: give one of them")
+    if args.flow_length is not None and args.flow is None:
+        parser.error(f"--flow-length {args.flow_length} needs --flow NAME (planar, householder or iaf)")
+    if args.flow is not None and args.hierarchical:
+        parser.error("--flow is not available with --hierarchical (the flow posterior has one latent level)")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         parser.error(f"--out must name a folder (for checkpoint.pt, history.json, summary.json), "
@@ -254,6 +263,10 @@ def build_model(args: argparse.Namespace, D: int, n_levels: int, device: torch.d
         from lvmlib.hierarchical import HierarchicalVAE as VAE, HierarchicalVAEConfig as VAEConfig  # noqa: N814
 
         extra["M2"] = args.latent_top
+    flow = getattr(args, "flow", None)
+    if flow is not None:
+        extra["posterior"] = flow
+        extra["flow_length"] = args.flow_length if getattr(args, "flow_length", None) is not None else 4
     torch.manual_seed(args.seed)
     vcfg = VAEConfig(
         **extra,
