@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from lvmlib.gaussian import log_normal_diag
+from lvmlib.priors import prior_log_prob
 
 __all__ = ["posterior_params", "sample_q", "log_weights", "refine_posterior", "inference_gaps", "GapResult"]
 
@@ -122,7 +123,9 @@ def sample_q(model, params, n: int, generator: torch.Generator | None = None) ->
 def log_weights(model, x: torch.Tensor, params, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """log w = log p(x|z) + log p(z) - log q(z|x) at n samples z ~ q. Inputs: x (B, D). Returns: (n, B)."""
     z, log_q = sample_q(model, params, n, generator)
-    return model.log_px_given_z(x, z) + model.prior.log_prob(z) - log_q
+    # no value checks inside the loop (x and the model were checked on entry; a diverging
+    # refinement is reported by refine_posterior at its end, naming lr)
+    return model.log_px_given_z(x, z) + prior_log_prob(model.prior, z, check=False) - log_q
 
 
 def refine_posterior(model, x, steps: int = 200, lr: float = 0.05, n_samples: int = 8, params=None,

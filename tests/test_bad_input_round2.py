@@ -176,10 +176,14 @@ def saved(tmp_path):
 
 def test_load_vae_refuses_a_class_it_does_not_know(saved, tmp_path):
     ck = load_checkpoint(saved)
-    ck["model_class"] = "FlowVAE"
+    ck["model_class"] = "LadderVAE"
     save_checkpoint(tmp_path / "other.pt", ck)
-    with pytest.raises(CheckpointError, match=r"holds a 'FlowVAE', which load_vae cannot rebuild"):
+    with pytest.raises(CheckpointError, match=r"holds a 'LadderVAE', which load_vae cannot rebuild"):
         load_vae(tmp_path / "other.pt")
+    ck["model_class"] = "FlowVAE"  # a class it knows, but the config builds a Gaussian-posterior VAE
+    save_checkpoint(tmp_path / "flow.pt", ck)
+    with pytest.raises(CheckpointError, match=r"says it holds a 'FlowVAE', but its model_config builds a 'VAE'"):
+        load_vae(tmp_path / "flow.pt")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")

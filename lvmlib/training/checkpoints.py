@@ -216,14 +216,15 @@ def vae_from_state(cfg_dict: Any, state: Mapping[str, Any], where: str,
                    map_location: str | torch.device | None = "cpu", model_class: str | None = None) -> nn.Module:
     """``VAE(VAEConfig(**cfg_dict))`` with ``state`` loaded, in eval mode; errors name ``where``.
 
-    ``model_class`` "HierarchicalVAE" rebuilds a ``lvmlib.hierarchical.HierarchicalVAE`` instead.
+    ``model_class`` "HierarchicalVAE" rebuilds a ``lvmlib.hierarchical.HierarchicalVAE`` instead;
+    "FlowVAE" (a VAE whose config names a flow posterior) is rebuilt by ``VAE(config)``.
     """
     from lvmlib.vae import VAE, VAEConfig
 
-    if model_class not in (None, "VAE", "HierarchicalVAE"):
+    if model_class not in (None, "VAE", "FlowVAE", "HierarchicalVAE"):
         raise CheckpointError(
-            f"{where} holds a {model_class!r}, which load_vae cannot rebuild (it rebuilds a VAE or a "
-            "HierarchicalVAE): build that model yourself and load the checkpoint's 'model_state' into it"
+            f"{where} holds a {model_class!r}, which load_vae cannot rebuild (it rebuilds a VAE, a FlowVAE or "
+            "a HierarchicalVAE): build that model yourself and load the checkpoint's 'model_state' into it"
         )
     if model_class == "HierarchicalVAE":
         from lvmlib.hierarchical import HierarchicalVAE as VAE, HierarchicalVAEConfig as VAEConfig  # noqa: N814
@@ -243,6 +244,11 @@ def vae_from_state(cfg_dict: Any, state: Mapping[str, Any], where: str,
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"the model_config in {where} is not a valid {VAEConfig.__name__}: {err}") from None
     model = VAE(config)
+    if model_class is not None and type(model).__name__ != model_class:
+        raise CheckpointError(
+            f"{where} says it holds a {model_class!r}, but its model_config builds a {type(model).__name__!r}: "
+            "the record does not agree with itself; it was not written by lvmlib.training"
+        )
     dtype = model.dtype
     state = {k: (v.to(dtype) if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in state.items()}
     try:
