@@ -647,7 +647,11 @@ class VAE(nn.Module):
 
     def _check_values(self, x: torch.Tensor, name: str) -> None:
         """The data-dependent checks (one host-device synchronisation): finite, and in the range
-        or on the levels that the likelihood models."""
+        or on the levels that the likelihood models. A tensor on PyTorch's data-less ``meta`` device
+        (the checks use it to see which device a learner's code puts its tensors on) has no values
+        to check."""
+        if x.device.type == "meta":
+            return
         c = self.config
         bad = ~torch.isfinite(x) if x.is_floating_point() else torch.zeros_like(x, dtype=torch.bool)
         if c.likelihood == "bernoulli":

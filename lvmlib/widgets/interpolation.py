@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lvmlib.widgets._common import (Stopwatch, as_data, check_model, check_static, decode, grey_range,
+from lvmlib.widgets._common import (Stopwatch, all_finite, as_data, check_model, check_static, decode, grey_range,
                                     image_shape_of, index, png, positive_int, posterior_means, tile)
 
 __all__ = ["latent_path", "interpolate", "interpolation_explorer"]
@@ -32,7 +32,7 @@ def latent_path(z_a: torch.Tensor, z_b: torch.Tensor, steps: int) -> torch.Tenso
         if not torch.is_tensor(z) or z.dim() != 1 or not z.is_floating_point():
             got = f"shape {tuple(z.shape)}, dtype {z.dtype}" if torch.is_tensor(z) else type(z).__name__
             raise ValueError(f"{name} must be a 1-D float tensor (M,), got {got}")
-        if not bool(torch.isfinite(z).all()):
+        if not all_finite(z):
             raise ValueError(f"{name} must be finite, got NaN or infinite values")
     if z_a.shape != z_b.shape:
         raise ValueError(f"z_a and z_b must have one shape (M,), got {tuple(z_a.shape)} and {tuple(z_b.shape)}")

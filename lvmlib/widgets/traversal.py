@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lvmlib.widgets._common import (Stopwatch, as_data, check_model, check_static, decode, finite_range,
+from lvmlib.widgets._common import (Stopwatch, all_finite, as_data, check_model, check_static, decode, finite_range,
                                     grey_range, image_shape_of, index, png, positive_int, posterior_means)
 
 __all__ = ["latent_sweep", "latent_traversal_explorer"]
@@ -44,7 +44,7 @@ def latent_sweep(model, z0: torch.Tensor, dim: int, values: torch.Tensor) -> tor
     for name, t in (("z0", z0), ("values", values)):
         if t.is_complex() or t.dtype == torch.bool:
             raise TypeError(f"{name} must hold real numbers, got dtype {t.dtype}")
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        if t.is_floating_point() and not all_finite(t):
             raise ValueError(f"{name} must be finite, got {int((~torch.isfinite(t)).sum())} NaN or infinite value(s)")
     z = z0.to(device=model.device, dtype=model.dtype).expand(len(values), M).clone()  # (S, M)
     z[:, dim] = values.to(z)
