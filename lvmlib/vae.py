@@ -58,6 +58,7 @@ __all__ = [
     "CategoricalDecoder",
     "make_decoder",
     "VAE",
+    "vae_step",
 ]
 
 LIKELIHOODS = ("bernoulli", "gaussian", "categorical")
@@ -761,3 +762,28 @@ class VAE(nn.Module):
         mu_z, log_var = self.encode(x)
         z = reparameterize(mu_z, log_var, generator=generator) if sample_z else mu_z
         return self.decoder.mean(z)
+
+
+def vae_step(model: "VAE", optimizer: torch.optim.Optimizer, x: torch.Tensor, eps: torch.Tensor,
+             beta: float = 1.0) -> dict[str, torch.Tensor]:
+    """One training step on the negative ELBO, its noise given (notebook 05's core exercise):
+
+        mu_z, log_var = encoder(x);   z = mu_z + exp(log_var / 2) * eps
+        re   = log p(x|z)                                     (B,) one sample per data point
+        kl   = 1/2 sum_m (mu_z^2 + exp(log_var) - 1 - log_var)  (B,) KL(q(z|x) || N(0, I))
+        loss = -(1/B) sum_b (re_b - beta kl_b)                the mean over the batch
+        then zero the gradients, back-propagate the loss, take one optimizer step.
+
+    Inputs: model a VAE with the standard normal prior; optimizer over its parameters;
+        x (B, D) in the model's data form; eps (B, M) standard normal draws; beta >= 0.
+    Returns: {"loss": scalar, "re": (B,), "kl": (B,)}, detached, from before the step.
+    """
+    mu_z, log_var = model.encode(x)  # (B, M) each
+    z = mu_z + torch.exp(0.5 * log_var) * eps  # (B, M)
+    re = model.log_px_given_z(x, z)  # (B,)
+    kl = 0.5 * (mu_z**2 + torch.exp(log_var) - 1.0 - log_var).sum(dim=-1)  # (B,)
+    loss = -(re - beta * kl).mean()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return {"loss": loss.detach(), "re": re.detach(), "kl": kl.detach()}
