@@ -233,14 +233,14 @@ def k_sample_bounds(x, mu_z, log_var, eps, log_px_given_z) -> dict[str, torch.Te
 
     Inputs:  x (B, D); mu_z, log_var (B, M); eps (K, B, M) standard normal draws;
              log_px_given_z(x, z) -> (K, B) for z (K, B, M).
-    Returns: {"log_px_z", "log_pz", "log_qz"}: (K, B) each; {"elbo", "iwae"}: (B,) each.
+    Returns: {"z": (K, B, M); "log_px_z", "log_pz", "log_qz": (K, B) each; "elbo", "iwae": (B,) each}.
     """
     z = mu_z + torch.exp(0.5 * log_var) * eps  # (K, B, M)
     log_px_z = log_px_given_z(x, z)  # (K, B)
     log_pz = log_normal_standard(z, check=False)  # (K, B)
     log_qz = log_normal_diag(z, mu_z, log_var, check=False)  # (K, B)
     log_w = log_px_z + log_pz - log_qz  # (K, B)
-    return {"log_px_z": log_px_z, "log_pz": log_pz, "log_qz": log_qz,
+    return {"z": z, "log_px_z": log_px_z, "log_pz": log_pz, "log_qz": log_qz,
             "elbo": log_w.mean(dim=0), "iwae": iwae_bound(log_w)}
 
 
