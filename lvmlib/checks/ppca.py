@@ -495,7 +495,7 @@ def _em_core_cases(rng: np.random.Generator) -> Case:
     X = _data_from(rng, W, mu, sigma2, int(rng.integers(3 * D, 4 * D)))
     W0 = _t(rng.normal(size=(D, M)))
     tol = float(rng.choice([1e-3, 1e-4]))
-    return Case((X, W0, float(rng.uniform(0.5, 2.0))), {"tol": tol, "max_iter": int(rng.integers(40, 60))})
+    return Case((X, W0, float(rng.uniform(0.5, 2.0))), {"tol": tol, "max_iter": int(rng.integers(20, 30))})
 
 
 def _emc(X, W0, s20, tol=1e-6, max_iter=500, *, first=True, rule="gain", loglik="mean", fixed_mu=False, count="steps"):
