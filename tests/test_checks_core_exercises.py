@@ -114,12 +114,8 @@ def test_fit_and_score():
     assert_caught(check, lambda *a: pchecks._fs(*a, ddof=1), "sigma2", "1/(N - 1)")
     assert_caught(check, lambda *a: pchecks._fs(*a, score="sum"), "the scoring step", "SUM")
     assert_caught(check, lambda *a: pchecks._fs(*a, on_train=True), "the scoring step", "X_train")
-    # not among the listed mistakes
-    assert_caught(check, _fs_with(mu=lambda o, X, Xt: Xt.mean(0)), "mu (the training mean)")
-    assert_caught(check, _fs_with(W=lambda o, X, Xt: o["W"] * np.sqrt(2.0)), "W W^T")
-    # the constant -D/2 log(2 pi) left out of the score
-    assert_caught(check, _fs_with(test_loglik=lambda o, X, Xt: o["test_loglik"] + 0.5 * Xt.shape[1] * math.log(2 * math.pi)),
-                  "the scoring step")
+    for fn, part in UNLISTED["fit_and_score"].values():  # not among the listed mistakes
+        assert_caught(check, fn, part)
 
 
 # ------------------------------------------------------------------ 03: em_until_converged
@@ -160,11 +156,8 @@ def test_em_until_converged():
     assert_caught(check, lambda *a, **k: pchecks._emc(*a, **k, first=False), "history[0]", "starting value")
     assert_caught(check, lambda *a, **k: pchecks._emc(*a, **k, rule="never"), "n_steps", "never stopped")
     assert_caught(check, lambda *a, **k: pchecks._emc(*a, **k, count="values"), "n_steps", "counts the values")
-    # not among the listed mistakes
-    assert_caught(check, lambda *a, **k: pchecks._emc(*a, **k, fixed_mu=True), "history[0]")
-    assert_caught(check, _em_with(W=lambda out, args: _np(args[1])), "the final W")
-    assert_caught(check, _em_with(history=lambda out, args: np.concatenate([out["history"][:1], out["history"][2:]])),
-                  "history[1]")
+    for fn, part in UNLISTED["em_until_converged"].values():
+        assert_caught(check, fn, part)
 
 
 # ------------------------------------------------------------------ 04: k_sample_bounds
@@ -187,15 +180,8 @@ def test_k_sample_bounds():
     assert_caught(check, lambda *a: qchecks._ksb(*a, std="var"), "z (the reparameterised samples)", "variance")
     assert_caught(check, lambda *a: qchecks._ksb(*a, iwae="naive"), "iwae", "underflows")
     assert_caught(check, lambda *a: qchecks._ksb(*a, qz="standard"), "log_qz", "change of variables")
-    # not among the listed mistakes
-    assert_caught(check, lambda *a: qchecks._ksb(*a, pz="no_const"), "log_pz")
-    assert_caught(check, lambda *a: qchecks._ksb(*a, axis=1), "elbo")
-
-    def iwae_max(*a):
-        out = ksb_right(*a)
-        log_w = out["log_px_z"] + out["log_pz"] - out["log_qz"]
-        return {**out, "iwae": log_w.max(0).values}
-    assert_caught(check, iwae_max, "iwae")
+    for fn, part in UNLISTED["k_sample_bounds"].values():
+        assert_caught(check, fn, part)
 
 
 # ------------------------------------------------------------------ 05: vae_step
@@ -219,7 +205,39 @@ def test_vae_step():
     assert_caught(check, lambda *a: vchecks._step(*a, reduce="sum"), "loss", "SUMS over the batch")
     assert_caught(check, lambda *a: vchecks._step(*a, zero=False), "the update", "not zeroed")
     assert_caught(check, lambda *a: vchecks._step(*a, std="var"), "re (", "exp(log_var / 2)")
-    # not among the listed mistakes
-    assert_caught(check, lambda *a: vchecks._step(*a, kl="mean_m"), "kl (")
-    assert_caught(check, lambda *a: vchecks._step(*a, noise=False), "re (")
-    assert_caught(check, lambda *a: vchecks._step(*a, order="step_first"), "the update")
+    for fn, part in UNLISTED["vae_step"].values():
+        assert_caught(check, fn, part)
+
+
+def _iwae_max(*a):
+    out = ksb_right(*a)
+    log_w = out["log_px_z"] + out["log_pz"] - out["log_qz"]
+    return {**out, "iwae": log_w.max(0).values}
+
+
+# wrong answers NOT among the checks' listed mistakes: {exercise: {label: (function, the part to be named)}}
+UNLISTED = {
+    "fit_and_score": {
+        "centred and returned with the test set's mean": (_fs_with(mu=lambda o, X, Xt: Xt.mean(0)), "mu (the training mean)"),
+        "W scaled by sqrt(2)": (_fs_with(W=lambda o, X, Xt: o["W"] * np.sqrt(2.0)), "W W^T"),
+        "the score without its constant -D/2 log(2 pi)": (
+            _fs_with(test_loglik=lambda o, X, Xt: o["test_loglik"] + 0.5 * Xt.shape[1] * math.log(2 * math.pi)),
+            "the scoring step"),
+    },
+    "em_until_converged": {
+        "mu = 0 instead of the data's mean": (lambda *a, **k: pchecks._emc(*a, **k, fixed_mu=True), "history[0]"),
+        "returns the starting W": (_em_with(W=lambda out, args: _np(args[1])), "the final W"),
+        "history skips the first step": (
+            _em_with(history=lambda out, args: np.concatenate([out["history"][:1], out["history"][2:]])), "history[1]"),
+    },
+    "k_sample_bounds": {
+        "log p(z) without its constant": (lambda *a: qchecks._ksb(*a, pz="no_const"), "log_pz"),
+        "averages over the batch axis": (lambda *a: qchecks._ksb(*a, axis=1), "elbo"),
+        "the largest log-weight for the IWAE bound": (_iwae_max, "iwae"),
+    },
+    "vae_step": {
+        "KL averaged over the latent dimensions": (lambda *a: vchecks._step(*a, kl="mean_m"), "kl ("),
+        "z = mu_z (no noise)": (lambda *a: vchecks._step(*a, noise=False), "re ("),
+        "optimizer.step() before backward()": (lambda *a: vchecks._step(*a, order="step_first"), "the update"),
+    },
+}

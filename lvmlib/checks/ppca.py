@@ -509,7 +509,7 @@ def _emc(X, W0, s20, tol=1e-6, max_iter=500, *, first=True, rule="gain", loglik=
         history.append(ll(W_new, s2))
         if rule == "never":
             pass
-        elif rule == "W" and (W_new - W).abs().max() < tol:
+        elif rule == "late" and len(history) > 2 and history[-2] - history[-3] < tol:
             W = W_new
             break
         elif rule == "gain" and history[-1] - history[-2] < tol:
@@ -541,8 +541,8 @@ def check_em_until_converged(learner: Callable, *, strict: bool = False, seed: i
                 lambda *a, **k: _emc(*a, **k, first=False),
             "EM never stopped: stop after the first step whose gain is below tol.":
                 lambda *a, **k: _emc(*a, **k, rule="never"),
-            "the stopping rule looks at the change of W; it should look at the gain in mean log-likelihood.":
-                lambda *a, **k: _emc(*a, **k, rule="W"),
+            "the stopping rule tested the gain of the step BEFORE the last one, so EM ran one step too many: "
+            "test the gain of the step just taken.": lambda *a, **k: _emc(*a, **k, rule="late"),
             "history holds the SUM of the log-likelihoods over the rows; use their mean (nats per row).":
                 lambda *a, **k: _emc(*a, **k, loglik="sum"),
             "n_steps counts the values in history; it should count the EM steps (one fewer).":
