@@ -778,7 +778,16 @@ def vae_step(model: "VAE", optimizer: torch.optim.Optimizer, x: torch.Tensor, ep
         x (B, D) in the model's data form; eps (B, M) standard normal draws; beta >= 0.
     Returns: {"loss": scalar, "re": (B,), "kl": (B,)}, detached, from before the step.
     """
+    if not isinstance(model, VAE):
+        raise TypeError(f"model must be an lvmlib.vae.VAE, got {type(model).__name__}")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    if not _is_real(beta) or not math.isfinite(float(beta)) or beta < 0:
+        raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
     mu_z, log_var = model.encode(x)  # (B, M) each
+    if not torch.is_tensor(eps) or tuple(eps.shape) != tuple(mu_z.shape):
+        raise ValueError(f"eps must be a tensor of shape (B, M) = {tuple(mu_z.shape)}, got "
+                         f"{tuple(eps.shape) if torch.is_tensor(eps) else type(eps).__name__}")
     z = mu_z + torch.exp(0.5 * log_var) * eps  # (B, M)
     re = model.log_px_given_z(x, z)  # (B,)
     kl = 0.5 * (mu_z**2 + torch.exp(log_var) - 1.0 - log_var).sum(dim=-1)  # (B,)

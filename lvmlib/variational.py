@@ -235,8 +235,14 @@ def k_sample_bounds(x, mu_z, log_var, eps, log_px_given_z) -> dict[str, torch.Te
              log_px_given_z(x, z) -> (K, B) for z (K, B, M).
     Returns: {"z": (K, B, M); "log_px_z", "log_pz", "log_qz": (K, B) each; "elbo", "iwae": (B,) each}.
     """
+    mu_z, log_var = _check_q(mu_z, log_var)
+    eps = _tensor("eps", eps, dtype=mu_z.dtype)
+    if eps.dim() != 3 or tuple(eps.shape[1:]) != tuple(mu_z.shape):
+        raise ValueError(f"eps must have shape (K, B, M) = (K, {mu_z.shape[0]}, {mu_z.shape[1]}) to match mu_z, "
+                         f"got {tuple(eps.shape)}")
+    _check_callable(log_px_given_z)
     z = mu_z + torch.exp(0.5 * log_var) * eps  # (K, B, M)
-    log_px_z = log_px_given_z(x, z)  # (K, B)
+    log_px_z = _call_log_px(log_px_given_z, x, z)  # (K, B)
     log_pz = log_normal_standard(z, check=False)  # (K, B)
     log_qz = log_normal_diag(z, mu_z, log_var, check=False)  # (K, B)
     log_w = log_px_z + log_pz - log_qz  # (K, B)

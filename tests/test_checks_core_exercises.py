@@ -241,3 +241,29 @@ UNLISTED = {
         "optimizer.step() before backward()": (lambda *a: vchecks._step(*a, order="step_first"), "the update"),
     },
 }
+
+
+def test_the_references_refuse_bad_input_by_name():
+    from lvmlib import variational, vae
+    x, mu_z, lv = torch.zeros(2, 3), torch.zeros(2, 2), torch.zeros(2, 2)
+    decoder = lambda x, z: z.sum(-1)  # noqa: E731  (K, B)
+    with pytest.raises(ValueError, match=r"eps must have shape \(K, B, M\) = \(K, 2, 2\)"):
+        variational.k_sample_bounds(x, mu_z, lv, torch.zeros(4, 2), decoder)
+    with pytest.raises(ValueError, match="log_var must have the shape of mu_z"):
+        variational.k_sample_bounds(x, mu_z, torch.zeros(2, 3), torch.zeros(4, 2, 2), decoder)
+    with pytest.raises(ValueError, match=r"log_px_given_z must return a tensor of shape \(K, B\)"):
+        variational.k_sample_bounds(x, mu_z, lv, torch.zeros(4, 2, 2), lambda x, z: z)
+    model = vae.VAE(vae.VAEConfig(device="cpu", **vchecks._STEP_CONFIG))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    xb = torch.zeros(3, 6)
+    with pytest.raises(ValueError, match=r"eps must be a tensor of shape \(B, M\) = \(3, 2\)"):
+        vae.vae_step(model, opt, xb, torch.zeros(3, 5))
+    with pytest.raises(ValueError, match="beta must be a finite number >= 0"):
+        vae.vae_step(model, opt, xb, torch.zeros(3, 2), beta=-1.0)
+    with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer"):
+        vae.vae_step(model, None, xb, torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="X_test must have D = 3 columns"):
+        ppca.fit_and_score(torch.randn(10, 3, dtype=torch.float64), torch.randn(4, 5, dtype=torch.float64), 1)
+    with pytest.raises(ValueError, match="max_iter"):
+        ppca.em_until_converged(torch.randn(10, 3, dtype=torch.float64), torch.randn(3, 1, dtype=torch.float64), 1.0,
+                                max_iter=0)
