@@ -71,7 +71,8 @@ class Part:
     atol: float | None = None
 
 
-def diagnose(parts: Sequence[Part], case: "Case", expected: Any, got: Any, rtol: float, atol: float) -> tuple[list[tuple[str, str]], list[str]]:
+def diagnose(parts: Sequence[Part], case: "Case", expected: Any, got: Any, rtol: float,
+             atol: float) -> tuple[list[tuple[str, str]], list[str]]:
     """(wrong, right): [(name, why)] of the parts of ``got`` that differ from those of ``expected``;
     the names of those that agree."""
     wrong, right = [], []
