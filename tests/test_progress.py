@@ -50,6 +50,7 @@ def test_progress_lists_done_not_done_and_wrong(tmp_path, monkeypatch):
     assert got[("02_mine.ipynb", "M_matrix")] == ("done", "")
     status, detail = got[("02_mine.ipynb", "C_inverse")]
     assert status == "wrong" and detail.startswith("C_inverse: not right yet"), detail
+    assert "This is a known mistake:" in detail and "sigma^-2" in detail, detail  # the lecture's erratum, named
     assert got[("02_mine.ipynb", "posterior")] == ("not done", "")
     assert {v for k, v in got.items() if k[0] == "03_untouched.ipynb"} == {("not done", "")}
     text = progress.format_status(statuses)

@@ -9,7 +9,7 @@ done**, read from the file without running anything. A notebook with at least on
 exercise is run headlessly (nbclient, a fresh kernel, in the notebook's folder, with
 ``LVMLIB_SMOKE=1`` so that training is cut short; every cell runs even after an error) and
 each check's output decides: ``✓`` is **done**, "not done yet" is **not done**, an error is
-**wrong** with the first line of its message.
+**wrong** with the first line of its message (and the known mistake it names, if any).
 
 Cost: one smoke run of each notebook that has an answered exercise (seconds to a minute or
 two each on a laptop CPU); each cell is stopped after ``--timeout`` seconds (default 300),
@@ -67,9 +67,13 @@ def _attempted(nb, exs: list[Exercise]) -> bool:
 
 
 def _error_line(output) -> str:
+    """The first line of an error; for a check's message, also the known mistake it names, if any."""
     value = str(output.get("evalue", "")).strip().splitlines()
     first = value[0] if value else ""
-    return first if output.get("ename") in ("ExerciseError", "ExerciseNotDone") else f"{output.get('ename')}: {first}"
+    if output.get("ename") not in ("ExerciseError", "ExerciseNotDone"):
+        return f"{output.get('ename')}: {first}"
+    known = [line.strip() for line in value[1:] if line.strip().startswith("This is a known mistake:")]
+    return first + (f" ({known[0]})" if known else "")
 
 
 def _from_outputs(cell) -> tuple[str, str] | None:
