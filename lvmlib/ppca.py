@@ -59,6 +59,8 @@ __all__ = [
     "posterior",
     "closed_form",
     "em_step",
+    "fit_and_score",
+    "em_until_converged",
     "fit_em",
     "fit_gradient",
     "PPCA",
@@ -447,6 +449,47 @@ def _closed_form(X: torch.Tensor, M: int, normalization: str):
     U = _fix_signs(U)
     W = U * torch.sqrt(torch.clamp(lam - sigma2, min=0.0))  # (D, M) = U_M (L_M - sigma2 I)^{1/2}
     return W, mu, sigma2
+
+
+def fit_and_score(X_train, X_test, n_components: int) -> dict:
+    """The whole closed-form PPCA fit on ``X_train`` and its held-out score on ``X_test``
+    (notebook 02's core exercise):
+
+        mu, W, sigma2 = the maximum-likelihood solution on X_train (``closed_form``, S with 1/N)
+        test_loglik   = 1/N_test sum_n ln N(x_n | mu, W W^T + sigma2 I)   over the rows of X_test
+
+    Inputs:  X_train (N, D), X_test (N_test, D), n_components = M with 1 <= M < D.
+    Returns: {"W": (D, M), "mu": (D,), "sigma2": 0-d, "test_loglik": 0-d (nats per held-out row)}.
+    """
+    X_test = _check_data(X_test, "X_test")
+    W, mu, sigma2 = closed_form(X_train, n_components)
+    if X_test.shape[1] != W.shape[0]:
+        raise ValueError(f"X_test must have D = {W.shape[0]} columns like X_train, got {X_test.shape[1]}")
+    return {"W": W, "mu": mu, "sigma2": sigma2, "test_loglik": log_likelihood(X_test.to(W.dtype), W, mu, sigma2).mean()}
+
+
+def em_until_converged(X, W0, sigma2_0, tol: float = 1e-6, max_iter: int = 500) -> dict:
+    """EM for PPCA from (W0, sigma2_0) until the mean log-likelihood stops rising (notebook 03's core exercise).
+
+    mu = the mean of X (its ML value, fixed). history[0] is the mean log-likelihood (nats per
+    row) at the start, history[t] after t EM steps. Stopping rule: stop after the first step t
+    whose gain history[t] - history[t-1] is below ``tol``, or after ``max_iter`` steps.
+
+    Inputs:  X (N, D), W0 (D, M), sigma2_0 > 0, tol > 0, max_iter >= 1.
+    Returns: {"W": (D, M), "sigma2": 0-d, "history": (n_steps + 1,), "n_steps": int}.
+    """
+    X = _check_data(X, min_samples=2)
+    _check_tol(tol)
+    _check_positive_int("max_iter", max_iter)
+    mu = X.mean(dim=0)  # (D,)
+    W, s2 = _check_params(W0, sigma2=sigma2_0, X=X)
+    history = [log_likelihood(X, W, mu, s2).mean()]
+    for _ in range(max_iter):
+        W, s2 = em_step(X, W, mu, s2)
+        history.append(log_likelihood(X, W, mu, s2).mean())
+        if history[-1] - history[-2] < tol:
+            break
+    return {"W": W, "sigma2": s2, "history": torch.stack(history), "n_steps": len(history) - 1}
 
 
 def _em_update(Xc, W, s2, PT, sq_norm_total):

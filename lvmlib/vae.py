@@ -58,6 +58,7 @@ __all__ = [
     "CategoricalDecoder",
     "make_decoder",
     "VAE",
+    "vae_step",
 ]
 
 LIKELIHOODS = ("bernoulli", "gaussian", "categorical")
@@ -863,3 +864,37 @@ class VAE(nn.Module):
         if analytic_kl and not self._flow_posterior and self.prior.supports_analytic_kl:
             return re - self.prior.analytic_kl(params["mu"], params["log_var"])
         return re - (log_q - self.prior.log_prob(z)).mean(0)
+
+
+def vae_step(model: "VAE", optimizer: torch.optim.Optimizer, x: torch.Tensor, eps: torch.Tensor,
+             beta: float = 1.0) -> dict[str, torch.Tensor]:
+    """One training step on the negative ELBO, its noise given (notebook 05's core exercise):
+
+        mu_z, log_var = encoder(x);   z = mu_z + exp(log_var / 2) * eps
+        re   = log p(x|z)                                     (B,) one sample per data point
+        kl   = 1/2 sum_m (mu_z^2 + exp(log_var) - 1 - log_var)  (B,) KL(q(z|x) || N(0, I))
+        loss = -(1/B) sum_b (re_b - beta kl_b)                the mean over the batch
+        then zero the gradients, back-propagate the loss, take one optimizer step.
+
+    Inputs: model a VAE with the standard normal prior; optimizer over its parameters;
+        x (B, D) in the model's data form; eps (B, M) standard normal draws; beta >= 0.
+    Returns: {"loss": scalar, "re": (B,), "kl": (B,)}, detached, from before the step.
+    """
+    if not isinstance(model, VAE):
+        raise TypeError(f"model must be an lvmlib.vae.VAE, got {type(model).__name__}")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    if not _is_real(beta) or not math.isfinite(float(beta)) or beta < 0:
+        raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+    mu_z, log_var = model.encode(x)  # (B, M) each
+    if not torch.is_tensor(eps) or tuple(eps.shape) != tuple(mu_z.shape):
+        raise ValueError(f"eps must be a tensor of shape (B, M) = {tuple(mu_z.shape)}, got "
+                         f"{tuple(eps.shape) if torch.is_tensor(eps) else type(eps).__name__}")
+    z = mu_z + torch.exp(0.5 * log_var) * eps  # (B, M)
+    re = model.log_px_given_z(x, z)  # (B,)
+    kl = 0.5 * (mu_z**2 + torch.exp(log_var) - 1.0 - log_var).sum(dim=-1)  # (B,)
+    loss = -(re - beta * kl).mean()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return {"loss": loss.detach(), "re": re.detach(), "kl": kl.detach()}

@@ -38,6 +38,7 @@ __all__ = [
     "elbo_terms",
     "log_importance_weights",
     "iwae_bound",
+    "k_sample_bounds",
     "log_px_importance",
     "kl_per_dimension",
     "active_units",
@@ -220,6 +221,33 @@ def iwae_bound(log_w: torch.Tensor) -> torch.Tensor:
     if bool(torch.isnan(log_w).any()) or bool((log_w == torch.inf).any()):
         raise ValueError("log_w must hold no NaN or +inf (a log-weight of -inf, a zero weight, is allowed)")
     return torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])
+
+
+def k_sample_bounds(x, mu_z, log_var, eps, log_px_given_z) -> dict[str, torch.Tensor]:
+    """The K-sample ELBO and the importance-weighted bound from the same K draws (notebook 04's core exercise).
+
+        z_k      = mu_z + exp(log_var / 2) * eps_k                    (reparameterization)
+        log w_k  = log p(x|z_k) + log p(z_k) - log q(z_k|x),  p(z) = N(0, I), q = N(mu_z, diag(exp(log_var)))
+        elbo     = 1/K sum_k log w_k                                  (the average of the log-weights)
+        iwae     = log (1/K sum_k w_k) = logsumexp_k log w_k - log K  (the log of their average)
+
+    Inputs:  x (B, D); mu_z, log_var (B, M); eps (K, B, M) standard normal draws;
+             log_px_given_z(x, z) -> (K, B) for z (K, B, M).
+    Returns: {"z": (K, B, M); "log_px_z", "log_pz", "log_qz": (K, B) each; "elbo", "iwae": (B,) each}.
+    """
+    mu_z, log_var = _check_q(mu_z, log_var)
+    eps = _tensor("eps", eps, dtype=mu_z.dtype)
+    if eps.dim() != 3 or tuple(eps.shape[1:]) != tuple(mu_z.shape):
+        raise ValueError(f"eps must have shape (K, B, M) = (K, {mu_z.shape[0]}, {mu_z.shape[1]}) to match mu_z, "
+                         f"got {tuple(eps.shape)}")
+    _check_callable(log_px_given_z)
+    z = mu_z + torch.exp(0.5 * log_var) * eps  # (K, B, M)
+    log_px_z = _call_log_px(log_px_given_z, x, z)  # (K, B)
+    log_pz = log_normal_standard(z, check=False)  # (K, B)
+    log_qz = log_normal_diag(z, mu_z, log_var, check=False)  # (K, B)
+    log_w = log_px_z + log_pz - log_qz  # (K, B)
+    return {"z": z, "log_px_z": log_px_z, "log_pz": log_pz, "log_qz": log_qz,
+            "elbo": log_w.mean(dim=0), "iwae": iwae_bound(log_w)}
 
 
 def log_px_importance(

@@ -312,6 +312,9 @@ ACTIVE_UNITS = {
 }
 
 
+# ----------------------------------------------------------------------------- the core exercises (02-05)
+from test_checks_core_exercises import UNLISTED  # noqa: E402  (their wrong answers, also tested for the part named)
+
 # ----------------------------------------------------------------------------- the catalogue
 EXERCISES = {
     "log_joint": (gen.check_log_joint, LOG_JOINT),
@@ -333,9 +336,14 @@ EXERCISES = {
     "LectureVAE": (vaechecks.check_lecture_vae, LECTURE_VAE),
     "log_px_categorical": (vaechecks.check_log_px_categorical, CATEGORICAL),
     "active_units": (vaechecks.check_active_units, ACTIVE_UNITS),
+    "fit_and_score": (pchecks.check_fit_and_score, {k: f for k, (f, _) in UNLISTED["fit_and_score"].items()}),
+    "em_until_converged": (pchecks.check_em_until_converged,
+                           {k: f for k, (f, _) in UNLISTED["em_until_converged"].items()}),
+    "k_sample_bounds": (varchecks.check_k_sample_bounds, {k: f for k, (f, _) in UNLISTED["k_sample_bounds"].items()}),
+    "vae_step": (vaechecks.check_vae_step, {k: f for k, (f, _) in UNLISTED["vae_step"].items()}),
 }
 
-SLOW = {"reparameterize", "LectureVAE"}  # their checks sample 40,000 draws or train-size batches per call
+SLOW = {"reparameterize", "LectureVAE", "vae_step"}  # their checks sample 40,000 draws or train-size batches per call
 
 
 def _param(exercise, *rest, id):
@@ -356,7 +364,7 @@ def test_the_catalogue_covers_every_exercise_with_at_least_three_wrong_answers()
             if cell.get("metadata", {}).get("nbgrader", {}).get("grade") and "checks." in cell.source:
                 graded.add(cell.source.split("= checks.")[1].split("(")[0])
     assert graded == {f"{check.__module__.rsplit('.', 1)[1]}.{check.__name__}" for check, _ in EXERCISES.values()}
-    assert len(graded) == 19
+    assert len(graded) == 23
     assert all(len(table) >= 3 for _, table in EXERCISES.values())
 
 

@@ -46,3 +46,23 @@ def test_learner_copy_has_no_solutions_hidden_tests_or_outputs(path):
     assert n_exercises == n_solutions >= 1, f"{path.name} should have exercises, each cleared in the learner copy"
     assert all(not c.get("outputs") for c in solution.cells if c.cell_type == "code"), \
         f"solutions/{path.name} is committed with outputs: clear them"
+
+
+@pytest.mark.parametrize("path", [p for p in SOLUTIONS if p.name[:2] in {"02", "03", "04", "05"}], ids=lambda p: p.name)
+def test_challenge_questions_end_the_notebook_and_their_discussion_stays_in_solutions(path):
+    solution = nbformat.read(str(path), as_version=4)
+    learner = nbformat.read(str(ROOT / "notebooks" / path.name), as_version=4)
+    discussion = [c for c in solution.cells if "discussion" in c.get("metadata", {}).get("tags", [])]
+    assert len(discussion) == 1 and discussion[0] is solution.cells[-1]
+    assert "Challenge questions" in solution.cells[-2].source
+    assert "Challenge questions" in learner.cells[-1].source
+    assert not any("discussion" in c.get("metadata", {}).get("tags", []) or "Discussion (solutions only)" in c.source
+                   for c in learner.cells)
+    # the core exercise: an answer cell, its check worth 1 point, and its hints
+    core = {"02": "fit_and_score", "03": "em_until_converged", "04": "k_sample_bounds", "05": "vae_step"}[path.name[:2]]
+    ids = [c.get("metadata", {}).get("nbgrader", {}).get("grade_id") for c in solution.cells]
+    check = solution.cells[ids.index(f"{core}_check")]
+    assert ids.index(f"{core}_check") == ids.index(core) + 1 and check.metadata["nbgrader"]["points"] == 1
+    assert any(f'checks.hint("{core}")' in c.source for c in learner.cells)
+    from tools.make_class_course import grading_notebook  # the class course's source: no discussion either
+    assert not any("Discussion (solutions only)" in c.source for c in grading_notebook(solution).cells)

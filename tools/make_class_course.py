@@ -118,10 +118,13 @@ def _grade_meta(grade_id: str, points: float) -> dict:
 
 
 def grading_notebook(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The course's source notebook: each test cell split into its visible and hidden parts."""
+    """The course's source notebook: each test cell split into its visible and hidden parts, the
+    challenge questions' discussions (cells tagged ``discussion``) left out."""
     nb = nbformat.from_dict(solution)
     cells = []
     for cell in nb.cells:
+        if "discussion" in cell.get("metadata", {}).get("tags", []):
+            continue  # the worked discussion of the challenge questions stays in solutions/ (a release would show it)
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
             cells.append(cell)

@@ -3,7 +3,8 @@
 Learner view (``notebooks/``, committed): each solution notebook goes through nbgrader's
 preprocessors: the code between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` becomes
 ``raise NotImplementedError()``, the hidden tests are removed, all outputs are cleared; the
-``### BEGIN LIVE`` / ``### END LIVE`` marker lines and the speaker notes are dropped.
+``### BEGIN LIVE`` / ``### END LIVE`` marker lines, the speaker notes and the worked discussions of
+the challenge questions (markdown cells tagged ``discussion``) are dropped.
 
 Lecture view (``build/lecture/notebooks/``, generated on demand, git-ignored): the solution
 notebook with its slide structure and speaker notes, hidden tests removed, outputs cleared, and
@@ -33,6 +34,7 @@ from nbgrader.preprocessors import ClearHiddenTests, ClearOutput, ClearSolutions
 ROOT = Path(__file__).resolve().parent.parent
 LECTURE_DIR = ROOT / "build" / "lecture" / "notebooks"
 LIVE_TAG = "live"
+DISCUSSION_TAG = "discussion"  # the worked discussion of a notebook's challenge questions: solutions/ only
 LIVE_BEGIN, LIVE_END = "### BEGIN LIVE", "### END LIVE"
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 MIN_LIVE_CELLS = 3
@@ -49,6 +51,10 @@ def _tags(cell) -> list:
 
 def is_live(cell) -> bool:
     return cell.get("cell_type") == "code" and LIVE_TAG in _tags(cell)
+
+
+def is_discussion(cell) -> bool:
+    return DISCUSSION_TAG in _tags(cell)
 
 
 def is_speaker_notes(cell) -> bool:
@@ -114,10 +120,10 @@ def _drop_lines(source: str, markers) -> str:
 
 
 def learner_version(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The learner's copy of a solution notebook: solutions, hidden tests, live markers and speaker
-    notes removed, outputs cleared."""
+    """The learner's copy of a solution notebook: solutions, hidden tests, live markers, speaker
+    notes and discussions removed, outputs cleared."""
     nb = copy.deepcopy(solution)
-    nb.cells = [c for c in nb.cells if not is_speaker_notes(c)]
+    nb.cells = [c for c in nb.cells if not is_speaker_notes(c) and not is_discussion(c)]
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
             _check_markers(cell, f"cell {index} ({cell.get('id')})")

@@ -9,6 +9,13 @@ check a one-liner in a notebook::
     from lvmlib import checks
     log_joint = checks.generative.check_log_joint(log_joint)
 
+A core exercise has hints on demand, shown one at a time, each more specific::
+
+    checks.hint("ppca_fit_score")      # the next hint; checks.hint("ppca_fit_score", 2) shows hint 2
+
+and ``python -m lvmlib.checks.progress notebooks/`` lists every exercise as done, not done
+or wrong.
+
 A check returns the function to continue with (the learner's when it is right,
 lvmlib's reference while the exercise is not done) and raises
 :class:`ExerciseError` with a helpful message when the answer is wrong.
@@ -16,9 +23,10 @@ lvmlib's reference while the exercise is not done) and raises
 
 import importlib
 
-from lvmlib.checks._core import Case, ExerciseError, ExerciseNotDone, check_function, check_through, compare
+from lvmlib.checks._core import Case, ExerciseError, ExerciseNotDone, Part, check_function, check_through, compare
+from lvmlib.checks.hints import hint
 
-__all__ = ["Case", "ExerciseError", "ExerciseNotDone", "check_function", "check_through", "compare"]
+__all__ = ["Case", "ExerciseError", "ExerciseNotDone", "Part", "check_function", "check_through", "compare", "hint"]
 
 
 def __getattr__(name: str):

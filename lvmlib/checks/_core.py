@@ -16,6 +16,11 @@ copy of the inputs. A function that changes an input in place (``X -= X.mean(0)`
 is told exactly that, even when its result is right: in the notebook the same
 call would have changed the caller's data.
 
+A core exercise (a function composing a notebook's idea end to end) also gets **partial
+diagnosis**: its check lists :class:`Part` s of the answer (the KL term, the reconstruction
+term, the reduction over the batch, ...), each read from the output by a function; when the
+answer is wrong, the message says which parts are wrong and which are right.
+
 With ``strict=True`` (used by the hidden tests that an instructor's autograder
 runs) an unfinished exercise is an error too.
 """
@@ -48,6 +53,46 @@ class Case:
 
     def call(self, fn: Callable) -> Any:
         return fn(*self.args, **dict(self.kwargs or {}))
+
+
+@dataclass(frozen=True)
+class Part:
+    """One named part of a core exercise's answer, for partial diagnosis.
+
+    ``get(output, case)`` reads the part from a function's output (it may also use the
+    inputs of ``case``); the learner's part is compared with the reference's. A part may
+    read a *relation* between the learner's own values (``loss - mean(kl - re)``: zero for
+    the reference), which names a wrong reduction even when the terms themselves are right.
+    """
+
+    name: str
+    get: Callable[[Any, "Case"], Any]
+    rtol: float | None = None
+    atol: float | None = None
+
+
+def diagnose(parts: Sequence[Part], case: "Case", expected: Any, got: Any, rtol: float,
+             atol: float) -> tuple[list[tuple[str, str]], list[str]]:
+    """(wrong, right): [(name, why)] of the parts of ``got`` that differ from those of ``expected``;
+    the names of those that agree."""
+    wrong, right = [], []
+    for part in parts:
+        try:
+            e = part.get(expected, case)
+        except Exception as err:  # the reference always has its parts: a bug in the check itself
+            raise RuntimeError(f"part {part.name!r} cannot be read from the reference: {err}") from err
+        try:
+            g = part.get(got, case)
+        except Exception as err:
+            wrong.append((part.name, f"{part.name} cannot be read from your result: {type(err).__name__}: {err}"))
+            continue
+        problem = compare(e, g, part.rtol if part.rtol is not None else rtol,
+                          part.atol if part.atol is not None else atol, where=part.name)
+        if problem is None:
+            right.append(part.name)
+        else:
+            wrong.append((part.name, problem))
+    return wrong, right
 
 
 def _copy(value: Any) -> Any:
@@ -242,6 +287,7 @@ def check_function(
     hint: str = "",
     quiet: bool = False,
     arg_names: Sequence[str] | None = None,
+    parts: Sequence[Part] | None = None,
 ) -> Callable:
     """Compare ``learner`` with ``reference`` on random inputs; return the function to go on with.
 
@@ -256,6 +302,8 @@ def check_function(
         hint: a sentence added to the error message of a wrong answer.
         arg_names: the names of the inputs (positional, then keyword), used when the learner's
             function changes one in place; by default they come from the learner's signature.
+        parts: the named :class:`Part` s of a core exercise's answer; a wrong answer's message
+            then starts with the parts that are wrong and lists those that are right.
     Returns:
         the learner's function when it is right, the reference when the exercise is not done;
         None when ``strict`` (a hidden test only verifies, and shows no value in the notebook).
@@ -301,8 +349,14 @@ def check_function(
         problem = compare(expected, got, rtol, atol)
         if problem is None:
             continue
-        message = [f"{name}: not right yet — {problem}.",
-                   f"  inputs: {_describe(case.args)} {_describe(dict(case.kwargs or {})) if case.kwargs else ''}".rstrip()]
+        inputs = f"  inputs: {_describe(case.args)} {_describe(dict(case.kwargs or {})) if case.kwargs else ''}".rstrip()
+        message = [f"{name}: not right yet — {problem}.", inputs]
+        if parts:
+            wrong, right = diagnose(parts, case, expected, got, rtol, atol)
+            if wrong:
+                message = [f"{name}: not right yet — wrong: {'; '.join(n for n, _ in wrong)}"
+                           + (f"; right: {', '.join(right)}." if right else "."),
+                           *(f"  - {why}" for _, why in wrong), f"  (the whole result: {problem})", inputs]
         named = _known_mistake(known_mistakes, case, got, seed + i, rtol, atol)
         if named is not None:
             message.append(f"  This is a known mistake: {named}")

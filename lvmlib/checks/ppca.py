@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from lvmlib import ppca
-from lvmlib.checks._core import Case, ExerciseError, check_function, check_through
+from lvmlib.checks._core import Case, ExerciseError, Part, check_function, check_through
 
 __all__ = [
     "check_M_matrix",
@@ -37,6 +37,8 @@ __all__ = [
     "check_posterior",
     "check_reconstruct",
     "check_em_step",
+    "check_fit_and_score",
+    "check_em_until_converged",
 ]
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -391,4 +393,160 @@ def check_em_step(learner: Callable, *, strict: bool = False, seed: int = 0) -> 
         },
         hint="E: E[z_n] = M^-1 W^T (x_n - mu), E[z_n z_n^T] = sigma2 M^-1 + E[z_n] E[z_n]^T. "
              "M: W_new = [sum (x_n - mu) E[z_n]^T][sum E[z_n z_n^T]]^-1, then sigma2_new with W_new.",
+    )
+
+
+# ----------------------------------------------------------------------------- core exercises
+HINTS = {
+    "fit_and_score": (
+        "Two halves: fit mu, W, sigma2 on X_train only (the maximum-likelihood solution), then score "
+        "X_test under N(mu, W W^T + sigma2 I). X_test never enters the fit.",
+        "The fit needs the eigen-decomposition of S = (1/N) (X - mean)^T (X - mean), largest eigenvalues "
+        "first; sigma2 is the average of the D - M eigenvalues you leave out, and W scales the leading "
+        "eigenvectors by the square roots of (eigenvalue - sigma2).",
+        "The score is an average over the held-out rows, centred with the TRAINING mean; your "
+        "log_likelihood from above computes the per-row values.",
+    ),
+    "em_until_converged": (
+        "Keep a list of the mean log-likelihood: one value before any step, then one after every "
+        "em_step; mu is the data's mean and stays fixed.",
+        "The stopping rule compares the last two values of that list: stop as soon as the gain of a step "
+        "is below tol, and never run more than max_iter steps.",
+        "n_steps counts EM steps, not values: with the starting value in the list, len(history) = n_steps + 1. "
+        "The final W, sigma2 are those after the last step you ran.",
+    ),
+}
+
+
+def _core_cases(rng: np.random.Generator) -> Case:
+    W, mu, sigma2 = _model(rng)
+    D, M = W.shape
+    X_train = _data_from(rng, W, mu, sigma2, int(rng.integers(2 * D, 3 * D)))
+    X_test = _data_from(rng, W, mu, sigma2, int(rng.integers(4, 7))) + 0.5  # a shifted test set: mu matters
+    return Case((X_train, X_test, M))
+
+
+def _fs_summary(fn: Callable) -> Callable:
+    """fit_and_score's output -> what every right answer shares (W W^T, not W) and how the score was made."""
+
+    def run(X_train, X_test, M):
+        out = fn(X_train, X_test, M)
+        if not isinstance(out, dict) or not {"W", "mu", "sigma2", "test_loglik"} <= set(out):
+            raise ExerciseError(f"fit_and_score: return a dict with keys 'W', 'mu', 'sigma2', 'test_loglik'; got {out!r:.200}")
+        W, mu, s2 = (torch.as_tensor(out[k], dtype=torch.float64) for k in ("W", "mu", "sigma2"))
+        if W.shape != (X_train.shape[1], M):
+            raise ExerciseError(f"fit_and_score: W must have shape (D, M) = ({X_train.shape[1]}, {M}), got {tuple(W.shape)}")
+        score = torch.as_tensor(out["test_loglik"], dtype=torch.float64)
+        own = ppca.log_likelihood(X_test, W, mu, s2).mean() if float(s2) > 0 else torch.tensor(float("nan"))
+        return {"mu": mu, "sigma2": s2, "W W^T": W @ W.T, "test_loglik": score, "scoring": score - own}
+
+    return run
+
+
+def _fs(X_train, X_test, M, *, ddof=0, s2="right", ascending=False, score="mean", on_train=False, test_mean=False):
+    N = X_train.shape[0]
+    mu = X_train.mean(0)
+    Xc = X_train - mu
+    lam, U = torch.linalg.eigh(Xc.T @ Xc / (N - ddof))
+    if not ascending:
+        lam, U = lam.flip(0), U.flip(1)
+    sigma2 = lam[M:].mean() if s2 == "right" else lam.mean()
+    W = U[:, :M] * torch.sqrt((lam[:M] - sigma2).clamp_min(0))
+    X_eval = X_train if on_train else X_test
+    mu_eval = X_test.mean(0) if test_mean else mu
+    ll = ppca.log_likelihood(X_eval, W, mu_eval, sigma2)
+    return {"W": W, "mu": mu, "sigma2": sigma2, "test_loglik": ll.sum() if score == "sum" else ll.mean()}
+
+
+FS_PARTS = (
+    Part("mu (the training mean)", lambda out, case: out["mu"]),
+    Part("sigma2 (the average discarded eigenvalue)", lambda out, case: out["sigma2"]),
+    Part("W W^T (the fit, up to a rotation of W)", lambda out, case: out["W W^T"]),
+    Part("the scoring step (test_loglik against the mean log-likelihood of X_test under YOUR mu, W, sigma2)",
+         lambda out, case: out["scoring"], atol=1e-8),
+)
+
+
+def check_fit_and_score(learner: Callable, *, strict: bool = False, seed: int = 0) -> Callable:
+    """Check ``fit_and_score(X_train, X_test, n_components)`` -> {"W", "mu", "sigma2", "test_loglik"}.
+
+    W is compared as W W^T (any rotation is right); the diagnosis tells the fit from the scoring.
+    """
+    return check_through(
+        learner, ppca.fit_and_score, _fs_summary, _core_cases, name="fit_and_score", seed=seed,
+        strict=strict, n_trials=3, parts=FS_PARTS,
+        known_mistakes={
+            "S was normalised by 1/(N - 1); the maximum-likelihood S uses 1/N.": lambda *a: _fs(*a, ddof=1),
+            "sigma2 averages ALL eigenvalues; sigma2_ML averages only the D - M discarded ones.":
+                lambda *a: _fs(*a, s2="all"),
+            "torch.linalg.eigh returns eigenvalues in ASCENDING order: the leading ones are last.":
+                lambda *a: _fs(*a, ascending=True),
+            "test_loglik is the SUM over the held-out rows; the score is their mean (nats per row).":
+                lambda *a: _fs(*a, score="sum"),
+            "test_loglik was computed on X_train: a held-out score uses X_test.": lambda *a: _fs(*a, on_train=True),
+        },
+        hint='checks.hint("fit_and_score") shows a hint, one more each time.',
+    )
+
+
+def _em_core_cases(rng: np.random.Generator) -> Case:
+    W, mu, sigma2 = _model(rng)
+    D, M = W.shape
+    X = _data_from(rng, W, mu, sigma2, int(rng.integers(3 * D, 4 * D)))
+    W0 = _t(rng.normal(size=(D, M)))
+    tol = float(rng.choice([1e-3, 1e-4]))
+    return Case((X, W0, float(rng.uniform(0.5, 2.0))), {"tol": tol, "max_iter": int(rng.integers(20, 30))})
+
+
+def _emc(X, W0, s20, tol=1e-6, max_iter=500, *, first=True, rule="gain", loglik="mean", fixed_mu=False, count="steps"):
+    mu = torch.zeros(X.shape[1], dtype=X.dtype) if fixed_mu else X.mean(0)
+    W, s2 = W0, torch.as_tensor(s20, dtype=X.dtype)
+    ll = lambda W, s2: ppca.log_likelihood(X, W, mu, s2).sum() if loglik == "sum" \
+        else ppca.log_likelihood(X, W, mu, s2).mean()
+    history = [ll(W, s2)]
+    for _ in range(max_iter):
+        W_new, s2 = ppca.em_step(X, W, mu, s2)
+        history.append(ll(W_new, s2))
+        if rule == "never":
+            pass
+        elif rule == "late" and len(history) > 2 and history[-2] - history[-3] < tol:
+            W = W_new
+            break
+        elif rule == "gain" and history[-1] - history[-2] < tol:
+            W = W_new
+            break
+        W = W_new
+    hist = torch.stack(history if first else history[1:])
+    n = len(history) - 1 if count == "steps" else len(history)
+    return {"W": W, "sigma2": s2, "history": hist, "n_steps": n}
+
+
+EM_PARTS = (
+    Part("history[0] (the mean log-likelihood before any step)", lambda out, case: out["history"][0]),
+    Part("history[1] (after the first EM step)", lambda out, case: out["history"][1]),
+    Part("n_steps (the stopping rule)", lambda out, case: out["n_steps"]),
+    Part("len(history) = n_steps + 1", lambda out, case: len(out["history"]) - int(out["n_steps"]) - 1),
+    Part("the final W", lambda out, case: out["W"], rtol=1e-6, atol=1e-8),
+    Part("the final sigma2", lambda out, case: out["sigma2"], rtol=1e-6, atol=1e-10),
+)
+
+
+def check_em_until_converged(learner: Callable, *, strict: bool = False, seed: int = 0) -> Callable:
+    """Check ``em_until_converged(X, W0, sigma2_0, tol, max_iter)`` -> {"W", "sigma2", "history", "n_steps"}."""
+    return check_function(
+        learner, ppca.em_until_converged, _em_core_cases, name="em_until_converged", seed=seed,
+        strict=strict, n_trials=3, rtol=1e-6, atol=1e-9, parts=EM_PARTS,
+        known_mistakes={
+            "history lacks its starting value: history[0] is the mean log-likelihood at (W0, sigma2_0).":
+                lambda *a, **k: _emc(*a, **k, first=False),
+            "EM never stopped: stop after the first step whose gain is below tol.":
+                lambda *a, **k: _emc(*a, **k, rule="never"),
+            "the stopping rule tested the gain of the step BEFORE the last one, so EM ran one step too many: "
+            "test the gain of the step just taken.": lambda *a, **k: _emc(*a, **k, rule="late"),
+            "history holds the SUM of the log-likelihoods over the rows; use their mean (nats per row).":
+                lambda *a, **k: _emc(*a, **k, loglik="sum"),
+            "n_steps counts the values in history; it should count the EM steps (one fewer).":
+                lambda *a, **k: _emc(*a, **k, count="values"),
+        },
+        hint='checks.hint("em_until_converged") shows a hint, one more each time.',
     )

@@ -6,7 +6,9 @@
   -(RE - KL) with RE a log-likelihood, and the encoder's second half is a log-VARIANCE.
   :class:`LectureVAE` is the fixed reference;
 - ``check_log_px_categorical``: log p(x|z) of the categorical decoder (17 grey levels);
-- ``check_active_units``: the number of active latent units (Burda et al. 2016).
+- ``check_active_units``: the number of active latent units (Burda et al. 2016);
+- ``check_vae_step`` (the core exercise): the negative ELBO of a batch and one optimizer step,
+  with partial diagnosis (reconstruction, KL, reduction over the batch, the update).
 
 Usage in a notebook::
 
@@ -24,12 +26,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from lvmlib import variational
-from lvmlib.checks._core import Case, ExerciseError
+from lvmlib.checks._core import Case, ExerciseError, Part
 from lvmlib.checks.variational import check_through, tensor_output
 from lvmlib.gaussian import LOG_2PI, kl_normal_diag, log_normal_diag, log_normal_standard
 from lvmlib.vae import CategoricalDecoder
 
-__all__ = ["LectureVAE", "check_lecture_vae", "check_log_px_categorical", "check_active_units"]
+__all__ = ["LectureVAE", "check_lecture_vae", "check_log_px_categorical", "check_active_units", "check_vae_step"]
 
 
 # ----------------------------------------------------------------------------- the slide code, fixed
@@ -443,4 +445,107 @@ def check_active_units(learner: Callable, *, strict: bool = False, seed: int = 0
             "count the units ABOVE the threshold (active), not below it (collapsed).": _au_below,
         },
         hint="A = mu_z.var(dim=0); return int((A > threshold).sum()), A.",
+    )
+
+
+# ----------------------------------------------------------------------------- core exercise: one training step
+HINTS = {
+    "vae_step": (
+        "Write the negative ELBO from its two terms: a reconstruction term log p(x|z) at ONE z drawn from "
+        "q(z|x) with the given noise, and the KL from q(z|x) to the prior N(0, I), which for two Gaussians "
+        "has a closed form. Then the usual three optimizer lines.",
+        "model.encode(x) gives (mu_z, log_var); z uses the standard deviation exp(log_var / 2); "
+        "model.log_px_given_z(x, z) gives one log-likelihood per image. The KL is a sum over the M latent "
+        "dimensions, one value per image, and it is >= 0.",
+        "The loss is ONE number: the mean over the batch of -(re - beta * kl) (a sum would scale the step "
+        "with the batch size). Zero the gradients before backward(): they accumulate from the last step.",
+    ),
+}
+
+_STEP_CONFIG = dict(D=6, M=2, H=8, likelihood="categorical", n_levels=5)
+
+
+def _step_cases(seed: int) -> list[Case]:
+    return [Case((seed * 10 + i, beta)) for i, beta in enumerate((0.5, 2.0))]
+
+
+def _step_summary(fn: Callable) -> Callable:
+    """Two steps of ``fn`` on a fresh small VAE and SGD: the terms of the first step (before any update, so
+    that a wrong update does not hide right terms) and the parameters after the second."""
+    from lvmlib.vae import VAE, VAEConfig
+
+    def run(case_seed, beta):
+        g = torch.Generator().manual_seed(int(case_seed))
+        with torch.random.fork_rng():
+            torch.manual_seed(int(case_seed))
+            model = VAE(VAEConfig(device="cpu", **_STEP_CONFIG))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+        outs = []
+        for _ in range(2):
+            x = torch.randint(0, _STEP_CONFIG["n_levels"], (5, _STEP_CONFIG["D"]), generator=g).float()  # (B, D)
+            eps = torch.randn(5, _STEP_CONFIG["M"], generator=g)  # (B, M)
+            out = fn(model, optimizer, x, eps, beta)
+            if not isinstance(out, dict) or not {"loss", "re", "kl"} <= set(out):
+                raise ExerciseError(f"vae_step: return a dict with keys 'loss', 're', 'kl'; got {out!r:.200}")
+            outs.append(out)
+        params = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+        first = outs[0]
+        return {"loss": first["loss"], "re": first["re"], "kl": first["kl"], "parameters after two steps": params}
+
+    return run
+
+
+def _step(model, optimizer, x, eps, beta=1.0, *, std="right", kl="right", reduce="mean", use_beta=True,
+          zero=True, noise=True, order="right"):
+    mu_z, log_var = model.encode(x)
+    sd = torch.exp(0.5 * log_var) if std == "right" else torch.exp(log_var)
+    z = mu_z + sd * eps if noise else mu_z
+    re = model.log_px_given_z(x, z)
+    terms = 0.5 * (mu_z**2 + torch.exp(log_var) - 1.0 - log_var)
+    klv = {"right": terms.sum(-1), "sign": -terms.sum(-1), "mean_m": terms.mean(-1)}[kl]
+    b = beta if use_beta else 1.0
+    per = -(re - b * klv)
+    loss = per.mean() if reduce == "mean" else per.sum()
+    if zero:
+        optimizer.zero_grad()
+    if order == "step_first":
+        optimizer.step()
+        loss.backward()
+    else:
+        loss.backward()
+        optimizer.step()
+    return {"loss": loss.detach(), "re": re.detach(), "kl": klv.detach()}
+
+
+STEP_PARTS = (
+    Part("re (log p(x|z) at the reparameterised z)", lambda out, case: out["re"]),
+    Part("kl (KL(q(z|x) || N(0, I)), one value per image)", lambda out, case: out["kl"]),
+    Part("loss (the mean over the batch of -(re - beta * kl), from YOUR re and kl)",
+         lambda out, case: torch.as_tensor(out["loss"]).reshape(())
+         - (-(torch.as_tensor(out["re"]) - case.args[1] * torch.as_tensor(out["kl"]))).mean()),
+    Part("the update (zero_grad, backward, step: the parameters after two steps)",
+         lambda out, case: out["parameters after two steps"]),
+)
+
+
+def check_vae_step(learner: Callable, *, strict: bool = False, seed: int = 0) -> Callable:
+    """Check ``vae_step(model, optimizer, x, eps, beta)`` -> {"loss", "re", "kl"}: two steps on a fresh small
+    VAE (categorical likelihood) with SGD; terms and parameters compared with :func:`lvmlib.vae.vae_step`."""
+    from lvmlib.vae import vae_step
+
+    return check_through(
+        learner, vae_step, _step_summary, _step_cases(seed), name="vae_step", seed=seed, strict=strict,
+        rtol=1e-4, atol=1e-5, parts=STEP_PARTS, arg_names=("seed of the test model", "beta"),
+        known_mistakes={
+            "z was drawn with exp(log_var), the variance, as its scale; the scale is exp(log_var / 2).":
+                lambda *a: _step(*a, std="var"),
+            "the KL is >= 0 and enters the loss as +beta * kl: loss = -(re - beta * kl).":
+                lambda *a: _step(*a, kl="sign"),
+            "the loss SUMS over the batch; take the mean, so the step size does not grow with the batch.":
+                lambda *a: _step(*a, reduce="sum"),
+            "beta was left out: the KL is weighted by beta in the loss.": lambda *a: _step(*a, use_beta=False),
+            "the gradients were not zeroed before backward(): they add up over the steps.":
+                lambda *a: _step(*a, zero=False),
+        },
+        hint='checks.hint("vae_step") shows a hint, one more each time.',
     )

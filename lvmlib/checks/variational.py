@@ -3,7 +3,9 @@
 - ``check_reparameterize``: z = mu_z + exp(0.5 log_var) * eps (lecture: "Reparameterization
   trick"), checked on its distribution and its gradients, so any way of drawing eps is fine;
 - ``check_kl_standard_normal``: the analytic KL(N(mu_z, diag(exp(log_var))) || N(0, I));
-- ``check_iwae_bound``: L_K = logsumexp_k(log w_k) - log K (Burda et al. 2016).
+- ``check_iwae_bound``: L_K = logsumexp_k(log w_k) - log K (Burda et al. 2016);
+- ``check_k_sample_bounds`` (the core exercise): the K-sample ELBO and the IWAE bound from the
+  same draws, with partial diagnosis (which density, which average).
 
 Usage in a notebook::
 
@@ -20,9 +22,10 @@ import numpy as np
 import torch
 
 from lvmlib import gaussian, variational, vae
-from lvmlib.checks._core import Case, ExerciseError, check_through
+from lvmlib.checks._core import Case, ExerciseError, Part, check_function, check_through
 
-__all__ = ["check_reparameterize", "check_kl_standard_normal", "check_iwae_bound", "check_through", "tensor_output"]
+__all__ = ["check_reparameterize", "check_kl_standard_normal", "check_iwae_bound", "check_k_sample_bounds",
+           "check_through", "tensor_output"]
 
 
 def tensor_output(name: str, index: int | None = None) -> Callable[[Callable], Callable]:
@@ -285,4 +288,101 @@ def check_iwae_bound(learner: Callable, *, strict: bool = False, seed: int = 0) 
             "1/K means MINUS log K: L_K = logsumexp_k(log w_k) - log K.": _iwae_plus_log_k,
         },
         hint="L_K = torch.logsumexp(log_w, dim=0) - math.log(K), with K = log_w.shape[0].",
+    )
+
+
+# ----------------------------------------------------------------------------- core exercise: K-sample bounds
+HINTS = {
+    "k_sample_bounds": (
+        "Everything comes from K log-weights per data point, log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x), "
+        "one z_k per noise draw eps[k]. Both bounds are averages of the same K weights; they differ in where "
+        "the log goes.",
+        "z_k comes from the reparameterisation with the standard deviation, exp(log_var / 2). log p(z) and "
+        "log q(z|x) are diagonal Gaussian log-densities summed over the M latent dimensions (lvmlib.gaussian "
+        "has both; mind which of them takes a log-variance).",
+        "Average over the sample axis (dim 0, of size K) and keep one value per data point. The importance-"
+        "weighted bound is the log of the average weight: compute it from the log-weights with a log-sum-exp, "
+        "or it underflows when log w is near -1000.",
+    ),
+}
+
+
+class _LinearDecoder:
+    """log p(x|z) = log N(x | z A^T + b, s2 I) summed over D, for z (K, B, M), x (B, D) -> (K, B)."""
+
+    def __init__(self, A: torch.Tensor, b: torch.Tensor, s2: float):
+        self.A, self.b, self.s2 = A, b, s2
+
+    def __call__(self, x, z):
+        mean = z @ self.A.T + self.b  # (K, B, D)
+        return gaussian.log_normal_diag(x, mean, torch.full_like(mean, math.log(self.s2)))
+
+    def __repr__(self) -> str:
+        return f"<log p(x|z): linear-Gaussian decoder, D={self.A.shape[0]}, M={self.A.shape[1]}>"
+
+
+def _ksb_case_list(seed: int) -> list[Case]:
+    rng = np.random.default_rng(seed)
+    cases = []
+    for s2 in (0.5, 0.8, 1e-3):  # the last: log w near -1000, where only a log-sum-exp survives
+        K, B, M, D = int(rng.integers(4, 7)), int(rng.integers(2, 4)), int(rng.integers(2, 4)), 5
+        decoder = _LinearDecoder(_t(rng, D, M), _t(rng, D), s2)
+        cases.append(Case((_t(rng, B, D, scale=2.0), _t(rng, B, M), _log_var(rng, B, M), _t(rng, K, B, M), decoder)))
+    return cases
+
+
+def _ksb(x, mu_z, log_var, eps, log_px, *, std="right", qz="right", pz="right", iwae="right", axis=0):
+    sd = {"right": torch.exp(0.5 * log_var), "var": torch.exp(log_var), "log_var": log_var}[std]
+    z = mu_z + sd * eps  # (K, B, M)
+    log_px_z = log_px(x, z)
+    log_pz = gaussian.log_normal_standard(z, check=False)
+    if pz == "no_const":
+        log_pz = -0.5 * (z**2).sum(-1)
+    log_qz = {"right": lambda: gaussian.log_normal_diag(z, mu_z, log_var, check=False),
+              "std_as_logvar": lambda: gaussian.log_normal_diag(z, mu_z, 0.5 * log_var, check=False),
+              "standard": lambda: gaussian.log_normal_standard(eps, check=False)}[qz]()
+    log_w = log_px_z + log_pz - log_qz  # (K, B)
+    K = log_w.shape[axis]
+    bound = {"right": lambda: torch.logsumexp(log_w, axis) - math.log(K),
+             "no_log_k": lambda: torch.logsumexp(log_w, axis),
+             "naive": lambda: torch.log(torch.exp(log_w).mean(axis)),
+             "elbo": lambda: log_w.mean(axis)}[iwae]()
+    return {"z": z, "log_px_z": log_px_z, "log_pz": log_pz, "log_qz": log_qz, "elbo": log_w.mean(axis), "iwae": bound}
+
+
+def _lw(out):
+    return torch.as_tensor(out["log_px_z"]) + torch.as_tensor(out["log_pz"]) - torch.as_tensor(out["log_qz"])
+
+
+KSB_PARTS = (  # in the order of the computation: a wrong early part makes the later ones wrong too
+    Part("z (the reparameterised samples)", lambda out, case: out["z"]),
+    Part("log_px_z (log p(x|z) at the reparameterised z)", lambda out, case: out["log_px_z"]),
+    Part("log_pz (the prior's log-density)", lambda out, case: out["log_pz"]),
+    Part("log_qz (the encoder's log-density)", lambda out, case: out["log_qz"]),
+    Part("elbo (the average of YOUR log-weights over the K samples)",
+         lambda out, case: torch.as_tensor(out["elbo"]) - _lw(out).mean(0)),
+    Part("iwae (the log of the average of YOUR weights over the K samples)",
+         lambda out, case: torch.as_tensor(out["iwae"]) - (torch.logsumexp(_lw(out), 0) - math.log(_lw(out).shape[0]))),
+)
+
+
+def check_k_sample_bounds(learner: Callable, *, strict: bool = False, seed: int = 0) -> Callable:
+    """Check ``k_sample_bounds(x, mu_z, log_var, eps, log_px_given_z)`` -> {"z", "log_px_z", "log_pz", "log_qz",
+    "elbo", "iwae"}; the diagnosis names the density or the average that is wrong."""
+    return check_function(
+        learner, variational.k_sample_bounds, _ksb_case_list(seed), name="k_sample_bounds", seed=seed,
+        strict=strict, rtol=1e-6, atol=1e-8, parts=KSB_PARTS,
+        known_mistakes={
+            "z was drawn with the variance exp(log_var) as the scale; the scale is the standard deviation "
+            "exp(log_var / 2).": lambda *a: _ksb(*a, std="var"),
+            "log q(z|x) was evaluated with a log-std where it takes a log-variance.": lambda *a: _ksb(*a, qz="std_as_logvar"),
+            "log q(z|x) is not log N(eps | 0, I): the change of variables from eps to z adds "
+            "-sum(log_var) / 2.": lambda *a: _ksb(*a, qz="standard"),
+            "the importance-weighted bound needs its 1/K: subtract log K.": lambda *a: _ksb(*a, iwae="no_log_k"),
+            "log(mean(exp(log w))) underflows to -inf for log w near -1000: use a log-sum-exp.":
+                lambda *a: _ksb(*a, iwae="naive"),
+            "'iwae' is the mean of the log-weights (that is the ELBO): the log goes outside the average.":
+                lambda *a: _ksb(*a, iwae="elbo"),
+        },
+        hint='checks.hint("k_sample_bounds") shows a hint, one more each time.',
     )

@@ -1,0 +1,269 @@
+"""The core exercises of notebooks 02-05: partial diagnosis, hints on demand.
+
+For each core check: an independent right answer (NumPy/SciPy or torch.distributions, not
+lvmlib) passes; an unfinished one gets the reference; six plausible wrong answers, three of
+them not among the check's listed mistakes, are each caught, and the first line of the
+message names the part of the answer that is wrong (the first wrong part in the order of the
+computation), with the known mistake named where it is one.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import special, stats
+
+from lvmlib import checks, ppca
+from lvmlib.checks import ExerciseError, ExerciseNotDone, Part, hints, check_function
+from lvmlib.checks import ppca as pchecks
+from lvmlib.checks import vae as vchecks
+from lvmlib.checks import variational as qchecks
+from check_helpers import not_done
+
+
+def wrong_parts(check, fn) -> tuple[list[str], str]:
+    """The wrong parts named on the first line of the check's message, and the whole message."""
+    with pytest.raises(ExerciseError) as info:
+        check(fn)
+    assert not isinstance(info.value, ExerciseNotDone)
+    text = str(info.value)
+    first = text.splitlines()[0]
+    assert "wrong: " in first, text
+    listed = first.split("wrong: ", 1)[1].split("; right:")[0].rstrip(".")
+    return listed.split("; "), text
+
+
+def assert_caught(check, fn, part, mistake=None):
+    parts, text = wrong_parts(check, fn)
+    assert parts[0].startswith(part), text
+    if mistake is None:
+        assert "known mistake" not in text, text
+    else:
+        assert "known mistake" in text and mistake in text, text
+
+
+# ------------------------------------------------------------------ the machinery
+def test_diagnosis_names_wrong_and_right_parts_and_a_relation():
+    parts = (Part("the first term", lambda out, case: out[0]), Part("the second term", lambda out, case: out[1]),
+             Part("the total (from your own terms)", lambda out, case: out[2] - (out[0] + out[1])))
+    ref = lambda a: (a, 2 * a, 3 * a)
+    cases = [checks.Case((torch.tensor([1.0, 2.0]),))]
+    with pytest.raises(ExerciseError) as info:
+        check_function(lambda a: (a, 3 * a, 4 * a), ref, cases, name="toy", parts=parts)
+    first = str(info.value).splitlines()[0]
+    assert first == "toy: not right yet — wrong: the second term; right: the first term, the total (from your own terms)."
+    with pytest.raises(ExerciseError) as info:  # right terms, a wrong total: the relation is named
+        check_function(lambda a: (a, 2 * a, 6 * a), ref, cases, name="toy", parts=parts)
+    assert "wrong: the total (from your own terms); right: the first term, the second term." in str(info.value)
+    with pytest.raises(ExerciseError) as info:  # a part that cannot be read is wrong, with why
+        check_function(lambda a: a, ref, cases, name="toy", parts=parts)
+    assert "cannot be read from your result" in str(info.value)
+
+
+def test_hints_come_one_at_a_time_never_the_solution():
+    hints.reset()
+    every = hints.all_hints()
+    assert {"fit_and_score", "em_until_converged", "k_sample_bounds", "vae_step"} <= set(every)
+    for name, texts in every.items():
+        assert 2 <= len(texts) <= 3
+        shown = [hints.hint(name, show=False) for _ in range(len(texts) + 1)]
+        assert [f"Hint {i} of {len(texts)}" in s for i, s in enumerate(shown[:-1], 1)] == [True] * len(texts)
+        assert shown[-1] == shown[-2] and "last hint" in shown[-1]  # the last one repeats
+        assert "Hint 1 of" in hints.hint(name, 1, show=False)
+    for code_line in ("torch.logsumexp(log_w, dim=0) - math.log(K)", "-(re - beta * kl).mean()",
+                      "eigenvalues[n_components:].mean()", "history[-1] - history[-2] < tol"):
+        assert not any(code_line in t for texts in every.values() for t in texts)
+    with pytest.raises(KeyError, match="exercises with hints"):
+        checks.hint("no_such_exercise")
+    with pytest.raises(ValueError, match="level must be an integer from 1 to"):
+        checks.hint("vae_step", 7)
+
+
+# ------------------------------------------------------------------ 02: fit_and_score
+def _np(t):
+    return t.detach().numpy() if torch.is_tensor(t) else np.asarray(t)
+
+
+def fs_right(X_train, X_test, M):
+    X, Xt = _np(X_train), _np(X_test)
+    mu = X.mean(0)
+    lam, U = np.linalg.eigh(np.cov(X.T, bias=True))
+    lam, U = lam[::-1], U[:, ::-1]
+    s2 = lam[M:].mean()
+    R = stats.ortho_group.rvs(M, random_state=0) if M > 1 else np.array([[-1.0]])
+    W = U[:, :M] * np.sqrt(lam[:M] - s2) @ R  # any rotation is right
+    ll = stats.multivariate_normal(mu, W @ W.T + s2 * np.eye(len(mu))).logpdf(Xt)
+    return {"mu": mu, "W": W, "sigma2": s2, "test_loglik": float(np.mean(ll))}
+
+
+def _fs_with(**change):
+    def fn(X_train, X_test, M):
+        out = fs_right(X_train, X_test, M)
+        for key, f in change.items():
+            out[key] = f(out, _np(X_train), _np(X_test))
+        return out
+    return fn
+
+
+def test_fit_and_score():
+    check = pchecks.check_fit_and_score
+    assert check(fs_right) is fs_right
+    check(fs_right, strict=True, seed=1)
+    not_done(check)
+    assert_caught(check, lambda *a: pchecks._fs(*a, ddof=1), "sigma2", "1/(N - 1)")
+    assert_caught(check, lambda *a: pchecks._fs(*a, score="sum"), "the scoring step", "SUM")
+    assert_caught(check, lambda *a: pchecks._fs(*a, on_train=True), "the scoring step", "X_train")
+    for fn, part in UNLISTED["fit_and_score"].values():  # not among the listed mistakes
+        assert_caught(check, fn, part)
+
+
+# ------------------------------------------------------------------ 03: em_until_converged
+def em_right(X, W0, s20, tol=1e-6, max_iter=500):
+    """Bishop 12.54-12.57 in NumPy; the mean log-likelihood by SciPy."""
+    X = _np(X)
+    N, D = X.shape
+    mu = X.mean(0)
+    Xc = X - mu
+    W, s2 = _np(W0).copy(), float(s20)
+    ll = lambda W, s2: float(stats.multivariate_normal(mu, W @ W.T + s2 * np.eye(D)).logpdf(X).mean())
+    history = [ll(W, s2)]
+    for _ in range(max_iter):
+        Minv = np.linalg.inv(W.T @ W + s2 * np.eye(W.shape[1]))
+        Ez = Xc @ W @ Minv
+        sum_Ezz = N * s2 * Minv + Ez.T @ Ez
+        W = Xc.T @ Ez @ np.linalg.inv(sum_Ezz)
+        s2 = ((Xc**2).sum() - 2 * np.sum(Ez * (Xc @ W)) + np.trace(sum_Ezz @ W.T @ W)) / (N * D)
+        history.append(ll(W, s2))
+        if history[-1] - history[-2] < tol:
+            break
+    return {"W": W, "sigma2": s2, "history": np.array(history), "n_steps": len(history) - 1}
+
+
+def _em_with(**change):
+    def fn(*args, **kwargs):
+        out = em_right(*args, **kwargs)
+        for key, f in change.items():
+            out[key] = f(out, args)
+        return out
+    return fn
+
+
+def test_em_until_converged():
+    check = pchecks.check_em_until_converged
+    assert check(em_right) is em_right
+    not_done(check)
+    assert_caught(check, lambda *a, **k: pchecks._emc(*a, **k, first=False), "history[0]", "starting value")
+    assert_caught(check, lambda *a, **k: pchecks._emc(*a, **k, rule="never"), "n_steps", "never stopped")
+    assert_caught(check, lambda *a, **k: pchecks._emc(*a, **k, count="values"), "n_steps", "counts the values")
+    for fn, part in UNLISTED["em_until_converged"].values():
+        assert_caught(check, fn, part)
+
+
+# ------------------------------------------------------------------ 04: k_sample_bounds
+def ksb_right(x, mu_z, log_var, eps, log_px_given_z):
+    sd = torch.exp(0.5 * log_var)
+    z = mu_z + sd * eps
+    log_px_z = log_px_given_z(x, z)
+    log_pz = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+    log_qz = torch.distributions.Normal(mu_z, sd).log_prob(z).sum(-1)
+    log_w = (log_px_z + log_pz - log_qz).numpy()
+    K = log_w.shape[0]
+    return {"z": z, "log_px_z": log_px_z, "log_pz": log_pz, "log_qz": log_qz,
+            "elbo": log_w.mean(0), "iwae": special.logsumexp(log_w, axis=0) - math.log(K)}
+
+
+def test_k_sample_bounds():
+    check = qchecks.check_k_sample_bounds
+    assert check(ksb_right) is ksb_right
+    not_done(check)
+    assert_caught(check, lambda *a: qchecks._ksb(*a, std="var"), "z (the reparameterised samples)", "variance")
+    assert_caught(check, lambda *a: qchecks._ksb(*a, iwae="naive"), "iwae", "underflows")
+    assert_caught(check, lambda *a: qchecks._ksb(*a, qz="standard"), "log_qz", "change of variables")
+    for fn, part in UNLISTED["k_sample_bounds"].values():
+        assert_caught(check, fn, part)
+
+
+# ------------------------------------------------------------------ 05: vae_step
+def step_right(model, optimizer, x, eps, beta=1.0):
+    mu_z, log_var = model.encode(x)
+    q = torch.distributions.Normal(mu_z, torch.exp(0.5 * log_var))
+    z = mu_z + q.scale * eps  # the given noise
+    re = model.log_px_given_z(x, z)
+    kl = torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, 1.0)).sum(-1)
+    loss = torch.mean(beta * kl - re)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return {"loss": loss.item(), "re": re.detach(), "kl": kl.detach()}
+
+
+def test_vae_step():
+    check = vchecks.check_vae_step
+    assert check(step_right) is step_right
+    not_done(check)
+    assert_caught(check, lambda *a: vchecks._step(*a, reduce="sum"), "loss", "SUMS over the batch")
+    assert_caught(check, lambda *a: vchecks._step(*a, zero=False), "the update", "not zeroed")
+    assert_caught(check, lambda *a: vchecks._step(*a, std="var"), "re (", "exp(log_var / 2)")
+    for fn, part in UNLISTED["vae_step"].values():
+        assert_caught(check, fn, part)
+
+
+def _iwae_max(*a):
+    out = ksb_right(*a)
+    log_w = out["log_px_z"] + out["log_pz"] - out["log_qz"]
+    return {**out, "iwae": log_w.max(0).values}
+
+
+# wrong answers NOT among the checks' listed mistakes: {exercise: {label: (function, the part to be named)}}
+UNLISTED = {
+    "fit_and_score": {
+        "centred and returned with the test set's mean": (_fs_with(mu=lambda o, X, Xt: Xt.mean(0)), "mu (the training mean)"),
+        "W scaled by sqrt(2)": (_fs_with(W=lambda o, X, Xt: o["W"] * np.sqrt(2.0)), "W W^T"),
+        "the score without its constant -D/2 log(2 pi)": (
+            _fs_with(test_loglik=lambda o, X, Xt: o["test_loglik"] + 0.5 * Xt.shape[1] * math.log(2 * math.pi)),
+            "the scoring step"),
+    },
+    "em_until_converged": {
+        "mu = 0 instead of the data's mean": (lambda *a, **k: pchecks._emc(*a, **k, fixed_mu=True), "history[0]"),
+        "returns the starting W": (_em_with(W=lambda out, args: _np(args[1])), "the final W"),
+        "history skips the first step": (
+            _em_with(history=lambda out, args: np.concatenate([out["history"][:1], out["history"][2:]])), "history[1]"),
+    },
+    "k_sample_bounds": {
+        "log p(z) without its constant": (lambda *a: qchecks._ksb(*a, pz="no_const"), "log_pz"),
+        "averages over the batch axis": (lambda *a: qchecks._ksb(*a, axis=1), "elbo"),
+        "the largest log-weight for the IWAE bound": (_iwae_max, "iwae"),
+    },
+    "vae_step": {
+        "KL averaged over the latent dimensions": (lambda *a: vchecks._step(*a, kl="mean_m"), "kl ("),
+        "z = mu_z (no noise)": (lambda *a: vchecks._step(*a, noise=False), "re ("),
+        "optimizer.step() before backward()": (lambda *a: vchecks._step(*a, order="step_first"), "the update"),
+    },
+}
+
+
+def test_the_references_refuse_bad_input_by_name():
+    from lvmlib import variational, vae
+    x, mu_z, lv = torch.zeros(2, 3), torch.zeros(2, 2), torch.zeros(2, 2)
+    decoder = lambda x, z: z.sum(-1)  # noqa: E731  (K, B)
+    with pytest.raises(ValueError, match=r"eps must have shape \(K, B, M\) = \(K, 2, 2\)"):
+        variational.k_sample_bounds(x, mu_z, lv, torch.zeros(4, 2), decoder)
+    with pytest.raises(ValueError, match="log_var must have the shape of mu_z"):
+        variational.k_sample_bounds(x, mu_z, torch.zeros(2, 3), torch.zeros(4, 2, 2), decoder)
+    with pytest.raises(ValueError, match=r"log_px_given_z must return a tensor of shape \(K, B\)"):
+        variational.k_sample_bounds(x, mu_z, lv, torch.zeros(4, 2, 2), lambda x, z: z)
+    model = vae.VAE(vae.VAEConfig(device="cpu", **vchecks._STEP_CONFIG))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    xb = torch.zeros(3, 6)
+    with pytest.raises(ValueError, match=r"eps must be a tensor of shape \(B, M\) = \(3, 2\)"):
+        vae.vae_step(model, opt, xb, torch.zeros(3, 5))
+    with pytest.raises(ValueError, match="beta must be a finite number >= 0"):
+        vae.vae_step(model, opt, xb, torch.zeros(3, 2), beta=-1.0)
+    with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer"):
+        vae.vae_step(model, None, xb, torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="X_test must have D = 3 columns"):
+        ppca.fit_and_score(torch.randn(10, 3, dtype=torch.float64), torch.randn(4, 5, dtype=torch.float64), 1)
+    with pytest.raises(ValueError, match="max_iter"):
+        ppca.em_until_converged(torch.randn(10, 3, dtype=torch.float64), torch.randn(3, 1, dtype=torch.float64), 1.0,
+                                max_iter=0)
