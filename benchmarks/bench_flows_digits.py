@@ -44,6 +44,7 @@ from bench_vae_digits import OURS_MODEL, OURS_TRAIN, machine_description, pm, se
 from machine import write_results  # noqa: E402
 
 from lvmlib.data import digits_split  # noqa: E402
+from lvmlib.inference_gap import inference_gaps  # noqa: E402
 from lvmlib.training import TrainConfig, evaluate, train  # noqa: E402
 from lvmlib.vae import VAE, VAEConfig  # noqa: E402
 from lvmlib.variational import log_px_importance  # noqa: E402
@@ -51,19 +52,23 @@ from lvmlib.variational import log_px_importance  # noqa: E402
 RESULTS = HERE / "results"
 MOG = ({"prior": "mog", "n_components": 64}, {"warmup_epochs": 20})
 METRICS = ("val_neg_log_px", "test_neg_log_px", "test_neg_elbo", "epochs", "best_epoch", "time_to_best", "total_time")
+GAP_METRICS = ("gap_approximation", "gap_amortisation", "gap_log_px", "gap_elbo_star", "gap_elbo_phi")
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
-def variants(flow_length: int):
-    return [
+def variants(flow_length: int, long_planar: int | None):
+    rows = [
         ("Gaussian posterior", {}, {}),
         (f"planar flow, K = {flow_length}", {"posterior": "planar", "flow_length": flow_length}, {}),
         (f"Householder flow, K = {flow_length}", {"posterior": "householder", "flow_length": flow_length}, {}),
         (f"IAF, K = {flow_length}", {"posterior": "iaf", "flow_length": flow_length}, {}),
     ]
+    if long_planar:
+        rows.append((f"planar flow, K = {long_planar}", {"posterior": "planar", "flow_length": long_planar}, {}))
+    return rows
 
 
-def run_one(split, model_kw, train_kw, seed, max_epochs, patience, K, K_val):
+def run_one(split, model_kw, train_kw, seed, max_epochs, patience, K, K_val, n_gap, gap_steps):
     torch.manual_seed(seed)
     model = VAE(VAEConfig(**{**OURS_MODEL, **model_kw, "device": "cpu"}))
     model.init_prior(split.train, generator=torch.Generator().manual_seed(seed))
@@ -76,11 +81,20 @@ def run_one(split, model_kw, train_kw, seed, max_epochs, patience, K, K_val):
     val = log_px_importance(model, x_val, K=K_val, generator=torch.Generator().manual_seed(seed + 100))
     t0 = time.perf_counter()
     test = log_px_importance(model, x_test, K=K, generator=torch.Generator().manual_seed(seed))
-    return {
+    out = {
         "seed": seed, "val_neg_log_px": -float(val.mean()), "test_neg_log_px": -float(test.mean()),
         "test_neg_elbo": neg_elbo, "epochs": result.epochs, "best_epoch": result.best_epoch,
         "time_to_best": result.time_to_best, "total_time": result.total_time, "is_time": time.perf_counter() - t0,
     }
+    if n_gap:
+        # Cremer et al.'s split of log p(x) - ELBO on the first n_gap test images (lvmlib.inference_gap)
+        t0 = time.perf_counter()
+        gaps = inference_gaps(model, x_test[:n_gap], K=K, n_elbo=500, steps=gap_steps,
+                              generator=torch.Generator().manual_seed(seed + 200)).summary()
+        out.update({"gap_approximation": gaps["approximation"]["mean"], "gap_amortisation": gaps["amortisation"]["mean"],
+                    "gap_log_px": gaps["log_px"]["mean"], "gap_elbo_star": gaps["elbo_star"]["mean"],
+                    "gap_elbo_phi": gaps["elbo_phi"]["mean"], "gap_time": time.perf_counter() - t0, "gap_detail": gaps})
+    return out
 
 
 def paired(ref_runs, runs, key="test_neg_log_px"):
@@ -100,8 +114,9 @@ def run_variant(name, model_kw, train_kw, split, seeds, args, budget):
               f"-ELBO {r['test_neg_elbo']:.2f}  epochs {r['epochs']} ({r['best_epoch']})  "
               f"time to best {r['time_to_best']:.1f} s", flush=True)
         runs.append(r)
+    metrics = METRICS + (GAP_METRICS if "gap_approximation" in runs[0] else ())
     return {"name": name, "model": {**OURS_MODEL, **model_kw}, "train": {**OURS_TRAIN, **train_kw}, "runs": runs,
-            "summary": seed_summary(runs, METRICS)}
+            "summary": seed_summary(runs, metrics)}
 
 
 def main(argv=None) -> int:
@@ -111,18 +126,24 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     p.add_argument("--K", type=int, default=1000, help="importance samples for the test log p(x) (default: 1000)")
     p.add_argument("--flow-length", type=int, default=4, help="K, flow steps of every flow (default: 4)")
+    p.add_argument("--long-planar", type=int, default=16,
+                   help="also a planar flow of this many steps among the flows (0: none) (default: 16)")
+    p.add_argument("--gap-images", type=int, default=100,
+                   help="test images for the approximation/amortisation gaps (0: none) (default: 100)")
+    p.add_argument("--gap-steps", type=int, default=200, help="refinement steps of q* per point (default: 200)")
     p.add_argument("--out", default=None, help="folder for flows_digits.md/.json (default: benchmarks/results; "
                    "not written with --quick unless given)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     max_epochs, patience, K, K_val = (3, 2, 20, 10) if args.quick else (1000, 20, args.K, 200)
-    budget = (max_epochs, patience, K, K_val)
+    n_gap, gap_steps = (min(args.gap_images, 10), 5) if args.quick else (args.gap_images, args.gap_steps)
+    budget = (max_epochs, patience, K, K_val, n_gap, gap_steps)
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     split = digits_split(scale="raw")
     machine = machine_description(args.threads)
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     t_start = time.perf_counter()
-    rows = [run_variant(n, mk, tk, split, seeds, args, budget) for n, mk, tk in variants(args.flow_length)]
+    rows = [run_variant(n, mk, tk, split, seeds, args, budget) for n, mk, tk in variants(args.flow_length, args.long_planar)]
     ref = rows[0]
     for row in rows[1:]:
         row["paired_gain"] = paired(ref["runs"], row["runs"])
@@ -147,6 +168,7 @@ def main(argv=None) -> int:
     record = {
         "benchmark": "flows_digits", "quick": args.quick, "started": started, "seeds": seeds, "K": K, "K_val": K_val,
         "max_epochs": max_epochs, "patience": patience, "flow_length": args.flow_length,
+        "gap_images": n_gap, "gap_steps": gap_steps,
         "wall_time_s": time.perf_counter() - t_start,
         "machine": {**machine, "load_average_at_end": load_end}, "rows": rows,
         "flow_chosen_on_validation": best_flow["name"], "best_on_validation": best["name"],
@@ -175,8 +197,8 @@ def markdown(rec) -> str:
         "",
         f"Run {rec['started']} with `python benchmarks/bench_flows_digits.py`; seeds {', '.join(map(str, rec['seeds']))}; "
         f"mean ± standard deviation over the seeds; test -log p(x) by importance sampling with K = {rec['K']}, "
-        f"validation -log p(x) with K = {rec['K_val']} (choices are made on it). Every flow has K = {rec['flow_length']} "
-        f"steps. Same encoder, decoder, budget (at most {rec['max_epochs']} epochs, patience {rec['patience']}) and "
+        f"validation -log p(x) with K = {rec['K_val']} (choices are made on it). Flows have K = {rec['flow_length']} "
+        f"steps unless named. Same encoder, decoder, budget (at most {rec['max_epochs']} epochs, patience {rec['patience']}) and "
         "schedule for every row; only q(z|x) (and in the last two rows the prior) changes.",
         "",
         f"Machine: {m.get('cpu', m)}; {m.get('torch_threads', '')} torch thread(s), torch {m.get('torch', '')}; the 2 cores were shared with other work "
@@ -189,18 +211,28 @@ def markdown(rec) -> str:
         "| model | test -log p(x) | test -ELBO | val -log p(x) | paired gain (nats) | epochs (best) | time to best (s) |",
         "|---|---|---|---|---|---|---|",
     ]
+    has_gaps = "gap_approximation" in rec["rows"][0]["summary"]
+    if has_gaps:
+        lines[-2] = lines[-2] + " approximation gap | amortisation gap |"
+        lines[-1] = lines[-1] + "---|---|"
     for row in rec["rows"]:
         s = row["summary"]
+        gaps = f" {pm(s['gap_approximation'])} | {pm(s['gap_amortisation'])} |" if has_gaps else ""
         lines.append(
             f"| {row['name']} | {pm(s['test_neg_log_px'])} | {pm(s['test_neg_elbo'])} | {pm(s['val_neg_log_px'])} | "
             f"{_gain(row.get('paired_gain'))} | {s['epochs']['mean']:.0f} ± {s['epochs']['sd']:.0f} "
-            f"({s['best_epoch']['mean']:.0f}) | {pm(s['time_to_best'], '{:.1f}')} |"
+            f"({s['best_epoch']['mean']:.0f}) | {pm(s['time_to_best'], '{:.1f}')} |" + gaps
         )
     lines += ["", "Per seed (test -log p(x)):", "", "| model | " + " | ".join(f"seed {s}" for s in rec["seeds"]) + " |",
               "|---|" + "---|" * len(rec["seeds"])]
     for row in rec["rows"]:
         lines.append(f"| {row['name']} | " + " | ".join(f"{r['test_neg_log_px']:.2f}" for r in row["runs"]) + " |")
     last = rec["rows"][-1]
+    if has_gaps:
+        lines += ["", f"Gaps (Cremer, Li & Duvenaud 2018; `lvmlib.inference_gap.inference_gaps`) on the first "
+                  f"{rec['gap_images']} test images, q* refined per point for {rec['gap_steps']} steps from the encoder's "
+                  "output: approximation = log p(x) - ELBO(q*), amortisation = ELBO(q*) - ELBO(q_phi), nats, mean ± sd "
+                  "over the seeds (each seed's value a mean over the images)."]
     lines += [
         "",
         f"Flow chosen on validation: **{rec['flow_chosen_on_validation']}**; best model on validation: "

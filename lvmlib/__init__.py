@@ -9,6 +9,7 @@ The notebooks import it instead of copying code. One module per lecture concept:
 - ``variational`` ELBO estimators, importance-weighted bound, log p(x) by importance sampling
 - ``vae``         encoder, decoders, the variational auto-encoder
 - ``priors``      priors over the latent space
+- ``flows``       normalizing flows for the posterior q(z|x): planar, Householder, IAF (a package)
 - ``training``    the training loop with early stopping, checkpoints and resume (a package)
 - ``pretrained``  VAEs trained on MNIST, shipped with the library and verified at load
 - ``plots``       matplotlib figures

@@ -308,6 +308,7 @@ def test_gaussian_params_api_matches_torch_distributions():
     torch.testing.assert_close(model.log_q_from_params(z, params), log_q)
 
 
+@pytest.mark.slow
 def test_flow_vae_forward_has_no_graph_breaks():
     import torch._dynamo
 
@@ -359,6 +360,7 @@ def test_flow_vae_trains_checkpoints_resumes_exactly_and_reloads(tmp_path, name)
         torch.testing.assert_close(p1[k], p2[k])
 
 
+@pytest.mark.slow
 def test_command_line_trains_a_flow_vae_and_resumes(tmp_path):
     out = tmp_path / "iaf"
     common = ["--dataset", "digits", "--latent", "3", "--hidden", "16", "--layers", "1", "--no-progress",
