@@ -10,6 +10,8 @@ The notebooks import it instead of copying code. One module per lecture concept:
 - ``vae``         encoder, decoders, the variational auto-encoder
 - ``priors``      priors over the latent space
 - ``flows``       normalizing flows for the posterior q(z|x): planar, Householder, IAF (a package)
+- ``inference_gap`` the approximation and amortisation gaps (Cremer et al. 2018): q refined per data point
+- ``posterior_grid`` the exact posterior and log p(x) of a 2-D latent model by quadrature, with its error
 - ``training``    the training loop with early stopping, checkpoints and resume (a package)
 - ``pretrained``  VAEs trained on MNIST, shipped with the library and verified at load
 - ``plots``       matplotlib figures

@@ -233,3 +233,38 @@ def test_refine_posterior_check():
     refused(c, no_kl)
     with pytest.raises(ExerciseError, match="two tensors"):
         c(lambda model, x, steps, lr: refine_right(model, x, steps, lr)[0])
+
+
+# ----------------------------------------------------------------------------- every known mistake, by name
+def _recorded_mistakes(check):
+    """The known mistakes a check hands to check_through (recorded on a run with an unfinished answer)."""
+    recorded = {}
+    original = ig.check_through
+
+    def record(*args, **kwargs):
+        recorded.update(kwargs.get("known_mistakes") or {})
+        return original(*args, **kwargs)
+
+    ig.check_through = record
+    try:
+        check(lambda *a, **k: (_ for _ in ()).throw(NotImplementedError()))
+    finally:
+        ig.check_through = original
+    return recorded
+
+
+CHECKS = [ig.check_grid_posterior, ig.check_kl_by_quadrature, ig.check_planar_step, ig.check_householder_chain,
+          ig.check_refine_posterior]
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
+def test_every_known_mistake_is_named_as_itself_and_refused_by_the_hidden_test(check):
+    mistakes = _recorded_mistakes(check)
+    assert len(mistakes) >= 4
+    for description, mistake in mistakes.items():
+        with pytest.raises(ExerciseError) as info:
+            check(mistake)
+        assert f"This is a known mistake: {description}" in str(info.value), str(info.value)
+        if check is not ig.check_refine_posterior:  # (its hidden test draws another model: slow, and run above)
+            with pytest.raises(ExerciseError):
+                check(mistake, strict=True, seed=1)

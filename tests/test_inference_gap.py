@@ -252,3 +252,16 @@ def test_bad_input_errors(small_vae):
         pg.kl_q_posterior(torch.zeros(2, 3, 3), torch.zeros(2, 3, 4), 1.0, 1.0)
     with pytest.raises(FloatingPointError, match="lr"):
         inference_gap.refine_posterior(model, x, steps=50, lr=1e30)
+
+
+def test_the_zoomed_grid_agrees_with_the_full_grid(small_vae):
+    model, x = small_vae
+    model = copy.deepcopy(model)
+    with torch.no_grad():  # sharper posteriors than the untrained model's
+        model.decoder.net[-1].weight.mul_(8.0)
+    full = pg.posterior_grid(model, x, n=300, limits=((-6, 6), (-6, 6)))
+    lp, err, edge = pg.zoomed_log_px(model, x, n=60, coarse_n=24, limits=((-6, 6), (-6, 6)))
+    assert torch.allclose(lp, full.log_px, atol=1e-3 + float(full.resolution_error.max())), (lp, full.log_px)
+    assert torch.all(edge < 1e-6)
+    with pytest.raises(ValueError, match="drop"):
+        pg.zoomed_log_px(model, x, drop=0)
