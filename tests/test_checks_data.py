@@ -133,3 +133,20 @@ def test_check_rejects_draws_made_on_the_cpu():
     assert b.shape == x.shape and set(b.unique().tolist()) <= {0.0, 1.0}
     with pytest.raises(ExerciseError, match="mixed devices"):   # ... rejected for ignoring x's device
         dchecks.check_binarize(binarize_cpu_uniforms)
+
+
+@pytest.mark.parametrize("wrong", [
+    lambda x, generator=None: torch.bernoulli(x / x.max(), generator=generator),
+    lambda x, generator=None: torch.bernoulli(x / x.amax(-1, keepdim=True), generator=generator),
+    lambda x, generator=None: x / x.max(),  # no draw at all: named as such
+])
+def test_rescaled_grey_levels_are_not_called_one_random_number_per_image(wrong):
+    with pytest.raises(ExerciseError) as info:
+        dchecks.check_binarize(wrong)
+    message = str(info.value)
+    assert "one random number per image (" not in message and "shared by all its pixels" not in message, message
+    assert "rescal" in message or "returned the grey levels themselves" in message, message
+
+
+def test_probabilities_other_than_the_grey_levels_are_named():
+    _named(lambda x, generator=None: torch.bernoulli(x ** 2, generator=generator), "not the grey levels themselves")

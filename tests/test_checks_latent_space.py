@@ -191,3 +191,35 @@ def test_checks_reject_a_result_moved_to_the_cpu():
 def test_device_check_runs_on_a_device_other_than_the_cpu():
     # the check is worth something on a CPU-only machine: the second device is never the CPU itself
     assert second_device().type in ("cuda", "meta")
+
+
+# ----------------------------------------------------------------------------- planted wrong answers
+def sweep_with_gradients(model, z0, dim, values):  # right values, decoded with gradients on
+    z = z0.expand(len(values), -1).clone()
+    z[:, dim] = values
+    return model.decoder.mean(z)
+
+
+def interpolate_with_gradients(model, x_a, x_b, steps):
+    mu, _ = model.encode(torch.stack([x_a, x_b]))
+    t = torch.linspace(0, 1, steps, device=mu.device)[:, None]
+    return model.decoder.mean((1 - t) * mu[0] + t * mu[1])
+
+
+@pytest.mark.parametrize("check, wrong", [(lchecks.check_latent_sweep, sweep_with_gradients),
+                                          (lchecks.check_interpolate, interpolate_with_gradients)])
+def test_checks_reject_images_that_carry_a_graph(check, wrong):
+    named(check, wrong, "carry the computation graph")
+    right = torch.no_grad()(wrong)  # the same code decoding without gradients is right
+    assert check(right) is right
+
+
+@pytest.mark.parametrize("check", [lchecks.check_latent_sweep, lchecks.check_interpolate])
+def test_rerunning_a_check_on_its_stand_in_returns_the_same_stand_in(check):
+    def unfinished(*args):
+        raise NotImplementedError()
+
+    stand_in = check(unfinished)
+    assert getattr(stand_in, "_lvmlib_substitute_for", None)
+    assert check(stand_in) is stand_in
+    assert check(check(stand_in)) is stand_in

@@ -177,3 +177,69 @@ def test_hierarchical_elbo_check():
     named(pchecks.check_hierarchical_elbo, helbo_plus, "SUBTRACTED")
     with pytest.raises(ExerciseError, match="dict with keys"):
         pchecks.check_hierarchical_elbo(lambda *a: a[0])
+
+
+# ----------------------------------------------------------------------------- planted wrong answers
+def mog_naive(z, means, log_vars, logits):  # log of a sum of exp: right on benign inputs, -inf far away
+    comp = Independent(Normal(means, torch.exp(0.5 * log_vars)), 1)
+    return torch.log((torch.softmax(logits, 0) * comp.log_prob(z[:, None]).exp()).sum(-1))
+
+
+def test_mixture_log_prob_without_logsumexp_is_named():
+    case = pchecks._mog_underflow_case()
+    assert torch.isfinite(mog_right(*case.args)).all()  # the right answer is finite there...
+    assert torch.isneginf(mog_naive(*case.args)).all()  # ...and the naive one underflows
+    named(pchecks.check_mixture_log_prob, mog_naive, "log of a sum of exp")
+
+
+def vamp_encoder_without_grad(z, u, encoder):
+    with torch.no_grad():
+        mu, log_var = encoder(u)
+    return vamp_right(z, u, lambda _: (mu, log_var))
+
+
+def vamp_detached(z, u, encoder):
+    return vamp_right(z, u.detach(), encoder)
+
+
+@pytest.mark.parametrize("wrong", [vamp_encoder_without_grad, vamp_detached])
+def test_vamp_log_prob_without_a_gradient_to_the_pseudo_inputs_is_named(wrong):
+    named(pchecks.check_vamp_log_prob, wrong, "no gradient reaches the pseudo-inputs u")
+
+
+def test_vamp_messages_describe_the_encoder_in_one_line():
+    with pytest.raises(ExerciseError) as info:
+        pchecks.check_vamp_log_prob(vamp_no_log_k)
+    inputs = [line for line in str(info.value).splitlines() if line.strip().startswith("inputs:")]
+    assert len(inputs) == 1 and "encoder(u of" in inputs[0], str(info.value)
+    assert "Sequential" not in str(info.value) and "Linear" not in str(info.value)
+
+
+@pytest.mark.parametrize("wrong, fragment", [
+    (lambda e, w: 1.0 if w == 0 else min(1.0, e // w), "integer division"),
+    (lambda e, w: 1.0 if w <= 1 else min(1.0, (e - 1) / (w - 1)), "starts the warm-up at weight 0"),
+    (lambda e, w: 1.0 if w == 0 else max(1.0, e / w), "the cap is a MIN"),
+    (lambda e, w: 1.0, "that is no warm-up"),  # agrees with max(1, e / W) until e > W
+    (lambda e, w: 1.0 if w == 0 else min(1.0, (e - 1) / w), "one epoch late"),  # 0 at epoch 1, like e // W
+])
+def test_kl_warmup_names_each_mistake_by_the_case_that_tells_it_apart(wrong, fragment):
+    named(pchecks.check_kl_warmup, wrong, fragment)
+
+
+def test_hierarchical_check_leaves_the_function_alone_and_names_its_arguments():
+    import inspect
+
+    def helbo_in_place(log_px_z1, log_q_z1, log_p_z1_z2, log_q_z2, log_p_z2):
+        log_q_z1 -= log_p_z1_z2
+        return {"re": log_px_z1, "kl_z1": log_q_z1, "kl_z2": log_q_z2 - log_p_z2,
+                "elbo": log_px_z1 - log_q_z1 - (log_q_z2 - log_p_z2)}
+
+    before = inspect.signature(helbo_right)
+    assert pchecks.check_hierarchical_elbo(helbo_right) is helbo_right
+    assert not hasattr(helbo_right, "__wrapped__")
+    assert inspect.signature(helbo_right) == before
+    with pytest.raises(ExerciseError) as info:
+        pchecks.check_hierarchical_elbo(helbo_in_place)
+    assert "`log_q_z1`" in str(info.value) and "argument 1" not in str(info.value), str(info.value)
+    assert not hasattr(helbo_in_place, "__wrapped__")
+    assert list(inspect.signature(helbo_in_place).parameters)[1] == "log_q_z1"

@@ -257,8 +257,9 @@ def compare(expected: Any, got: Any, rtol: float, atol: float, where: str = "the
     )
 
 
-def _known_mistake(known_mistakes, case: Case, got: Any, seed: int, rtol: float, atol: float) -> str | None:
-    """The description of the first known mistake whose output equals ``got`` on ``case``, else None."""
+def _matching_mistakes(known_mistakes, case: Case, got: Any, seed: int, rtol: float, atol: float) -> list[str]:
+    """The descriptions of the known mistakes whose output equals ``got`` on ``case``, in their order."""
+    found = []
     for description, variants in (known_mistakes or {}).items():
         for mistake in variants if isinstance(variants, (tuple, list)) else (variants,):
             with torch.random.fork_rng():
@@ -268,8 +269,35 @@ def _known_mistake(known_mistakes, case: Case, got: Any, seed: int, rtol: float,
                 except Exception:
                     continue
             if compare(wrong, got, rtol, atol) is None:
-                return description
-    return None
+                found.append(description)
+                break
+    return found
+
+
+def _known_mistake(known_mistakes, case: Case, got: Any, seed: int, rtol: float, atol: float,
+                   learner: Callable | None = None, other_cases: Sequence[tuple[Case, int]] = ()) -> str | None:
+    """The description of the known mistake that ``got`` (the learner's output on ``case``) shows, else None.
+
+    Several mistakes can give the same output on one case (``epoch // W`` and ``(epoch - 1) / (W - 1)`` both
+    give 0 at epoch 1): then the learner's function is also run on ``other_cases`` ((case, seed) pairs) and
+    the mistake named is the first one that agrees with it on all of them, the one the answer really shows.
+    """
+    found = _matching_mistakes(known_mistakes, case, got, seed, rtol, atol)
+    if len(found) > 1 and learner is not None:
+        for other, other_seed in other_cases:
+            with torch.random.fork_rng():
+                torch.manual_seed(other_seed)
+                try:
+                    mine = _copied(other).call(learner)
+                except Exception:
+                    continue
+            keep = [d for d in found if d in _matching_mistakes({d: known_mistakes[d]}, other, mine, other_seed,
+                                                                rtol, atol)]
+            if keep:
+                found = keep
+            if len(found) == 1:
+                break
+    return found[0] if found else None
 
 
 def check_function(
@@ -357,7 +385,8 @@ def check_function(
                 message = [f"{name}: not right yet — wrong: {'; '.join(n for n, _ in wrong)}"
                            + (f"; right: {', '.join(right)}." if right else "."),
                            *(f"  - {why}" for _, why in wrong), f"  (the whole result: {problem})", inputs]
-        named = _known_mistake(known_mistakes, case, got, seed + i, rtol, atol)
+        named = _known_mistake(known_mistakes, case, got, seed + i, rtol, atol, learner,
+                               [(c, seed + j) for j, c in enumerate(case_list) if j != i])
         if named is not None:
             message.append(f"  This is a known mistake: {named}")
         if hint:
@@ -395,11 +424,14 @@ def check_through(
 
     def summarized(fn: Callable) -> Callable:
         run = summarize(fn)
-        try:
-            run.__wrapped__ = fn  # so that a message can name the inputs as the learner's function does
-        except AttributeError:
-            pass
-        return run
+
+        def summary(*args, **kwargs):
+            return run(*args, **kwargs)
+
+        # a new function, so that neither fn nor what summarize returned (fn itself, for an identity) is
+        # changed; __wrapped__ lets a message name the inputs as the learner's function does
+        summary.__wrapped__ = fn
+        return summary
 
     mistakes = {
         desc: tuple(summarized(f) for f in fn) if isinstance(fn, (tuple, list)) else summarized(fn)

@@ -120,6 +120,11 @@ def check_binarize(binarize: Callable, *, strict: bool = False, seed: int = 0, q
 
     # independent draws: with every grey level 0.5, an image is all 0s or all 1s only by rare chance
     h = call(torch.full((400, 16), 0.5), seed + 3)
+    if bool((h == h.flatten()[0]).all()):  # not a draw at all (one per image would differ between images)
+        fail(f"every pixel of all {len(h)} images came out {float(h.flatten()[0]):g} when every grey level is 0.5",
+             "the grey levels were changed before the draw, e.g. rescaled with x / x.max() (which makes 0.5 into 1 "
+             "when no pixel is brighter): a deterministic rescaling of the probabilities, not one random number "
+             "per image. Draw each pixel with its grey level as it is: torch.bernoulli(x, generator=generator)")
     if float((h == h[:, :1]).all(1).double().mean()) > 0.5:
         fail("most images came out all 0s or all 1s when every grey level is 0.5",
              "one random number per image (e.g. torch.rand(len(x), 1)) is shared by all its pixels; "
@@ -128,6 +133,10 @@ def check_binarize(binarize: Callable, *, strict: bool = False, seed: int = 0, q
         fail("every image came out the same when every grey level is 0.5",
              "one random number per pixel shared by all images (e.g. torch.rand(x.shape[-1])); "
              "draw one per pixel of each image: torch.rand(x.shape, generator=generator, device=x.device)")
+    share_h = float(h.double().mean())  # pixels drawn independently: 6400 draws with probability 0.5
+    if abs(share_h - 0.5) > 5 * (0.25 / h.numel()) ** 0.5:
+        fail(f"when every grey level is 0.5 a share {share_h:.3f} of the pixels came out 1; it should be about 0.5",
+             "the probabilities are not the grey levels themselves: pixel d must be 1 with probability x_d")
 
     # each pixel is 1 in a share x of the draws
     share = call(x.repeat(N_DRAWS, 1), seed + 2).reshape(N_DRAWS, *x.shape).double().mean(0)  # (8, 16)

@@ -6,7 +6,8 @@
   posterior means (reference: :func:`lvmlib.widgets.interpolate`).
 
 Both run the learner's function and the reference on small random Bernoulli VAEs and inputs,
-give each its own copy of the inputs, and say so when the learner's function changed one. Then
+give each its own copy of the inputs, and say so when the learner's function changed one or returned
+images that carry a computation graph (decoded without ``torch.no_grad()``). Then
 they run it once more with the model and the inputs on a second device (CUDA where present, else
 PyTorch's ``meta`` device) and reject a function that makes its tensors on the CPU regardless
 (``torch.linspace(0, 1, steps)`` without ``device=``): it passes on a CPU and stops on a GPU.
@@ -74,6 +75,13 @@ def _guard_inputs(learner: Callable, name: str, arg_names: tuple[str, ...]) -> C
                 raise ExerciseError(
                     f"{name}: your function changed its input {arg_name} in place. Work on a copy "
                     f"(e.g. {arg_name}.clone(), or build a new tensor) so that the caller's {arg_name} stays as it was.")
+        if torch.is_tensor(out) and (out.requires_grad or out.grad_fn is not None):
+            raise ExerciseError(
+                f"{name}: not right yet — the images are right but carry the computation graph that made them "
+                f"(requires_grad=True, grad_fn={type(out.grad_fn).__name__ if out.grad_fn is not None else None}): "
+                "the decoder ran with gradients on.\n"
+                "  For pictures no gradient is needed: decode under `with torch.no_grad():`, which also saves the "
+                "memory the graph holds (and plotting a tensor that requires grad fails).")
         return out
 
     guarded.__name__ = getattr(learner, "__name__", name)
@@ -82,7 +90,10 @@ def _guard_inputs(learner: Callable, name: str, arg_names: tuple[str, ...]) -> C
 
 
 def _unguarded(fn: Callable, guarded: Callable) -> Callable:
-    """What the check returns: the learner's own function, or the (marked) reference."""
+    """What the check returns: the learner's own function, or the (marked) reference; the stand-in itself
+    when the check runs again on it, so that re-running a check cell changes nothing."""
+    if getattr(fn, "_lvmlib_substitute_for", None):
+        return fn
     return guarded if getattr(guarded, "_lvmlib_substitute_for", None) else fn
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lvmlib.checks._core import Case
+from lvmlib.checks._core import Case, ExerciseError
 from lvmlib.checks.variational import check_through, tensor_output
 from lvmlib.gaussian import log_normal_diag
 from lvmlib.priors import mixture_log_prob as _mixture
@@ -54,6 +54,29 @@ def _mog_cases(rng: np.random.Generator) -> Case:
     logits = _t(rng, K, scale=1.5) + 0.7  # non-uniform weights whose logits do not sum to a log-normaliser
     z = means[torch.as_tensor(rng.integers(0, K, size=B))] + _t(rng, B, M, scale=0.8)  # near the components
     return Case((z, means, log_vars, logits))
+
+
+def _mog_underflow_case() -> Case:
+    """M = 16 dimensions, log-variances -4 and z a little away from every component: each component's density
+    is about exp(-900), below what even float64 holds, so exp(...) underflows to 0 and its log to -inf; only a
+    log-sum-exp gives the finite log p(z)."""
+    rng = np.random.default_rng(16)
+    K, M, B = 4, 16, 3
+    means = _t(rng, K, M)
+    log_vars = torch.full((K, M), -4.0, dtype=torch.float64)
+    logits = _t(rng, K)
+    z = means[torch.as_tensor([0, 1, 2])] + 1.6 * torch.as_tensor(rng.choice([-1.0, 1.0], size=(B, M)))
+    return Case((z, means, log_vars, logits))
+
+
+def _mog_case_list(seed: int, n_trials: int = 4) -> list[Case]:
+    rng = np.random.default_rng(seed)
+    return [_mog_cases(rng) for _ in range(n_trials)] + [_mog_underflow_case()]
+
+
+def _mog_naive(z, means, log_vars, logits):
+    log_comp = log_normal_diag(z.unsqueeze(-2), means, log_vars)
+    return torch.log((torch.softmax(logits, 0) * torch.exp(log_comp)).sum(-1))
 
 
 def _mog_per_dimension(z, means, log_vars, logits):
@@ -93,9 +116,13 @@ def check_mixture_log_prob(learner: Callable, *, strict: bool = False, seed: int
     Inputs of the learner's function: z (B, M), means and log_vars (K, M), logits (K,).
     """
     return check_through(
-        learner, _mog_reference, tensor_output("mixture_log_prob"), _mog_cases,
+        learner, _mog_reference, tensor_output("mixture_log_prob"), _mog_case_list(seed),
         name="mixture_log_prob", seed=seed, strict=strict, rtol=1e-6, atol=1e-8,
         known_mistakes={
+            "log of a sum of exp: far from every component (M = 16 dimensions, small variances) each density "
+            "exp(log N_k(z)) underflows to 0 and the log gives -inf. Stay in log space: "
+            "torch.logsumexp(log w_k + log N_k(z), dim=-1) subtracts the largest term before exponentiating.":
+                _mog_naive,
             "a mixture PER DIMENSION: the logsumexp over components ran for each dimension separately and the "
             "results were summed. Each component is one M-dimensional Gaussian: sum its log-density over the "
             "dimensions first, then logsumexp over the components.": _mog_per_dimension,
@@ -127,6 +154,10 @@ class _Encoder(nn.Module):
         mu, log_var = torch.chunk(self.net(u), 2, dim=-1)
         return 1.5 * mu, log_var - 0.5
 
+    def __repr__(self) -> str:  # one line in a check's message, not the layers
+        first, last = self.net[0], self.net[-1]
+        return f"encoder(u of {first.in_features} pixels -> mu, log_var of {last.out_features // 2} dimensions)"
+
 
 def _vamp_reference(z, u, encoder):
     mu, log_var = encoder(u)
@@ -140,6 +171,7 @@ def _vamp_cases(rng: np.random.Generator) -> Case:
     u = torch.as_tensor(rng.uniform(0, 1, size=(K, D)), dtype=torch.float64)
     with torch.no_grad():
         mu, _ = encoder(u)
+    u.requires_grad_(True)  # the pseudo-inputs are learned: the gradient of log p(z) must reach them
     z = mu[torch.as_tensor(rng.integers(0, K, size=B))] + _t(rng, B, M, scale=0.7)
     return Case((z, u, encoder))
 
@@ -168,6 +200,27 @@ def _vamp_plus_log_k(z, u, encoder):
     return _vamp_reference(z, u, encoder) + 2 * math.log(u.shape[0])
 
 
+def _vamp_output(fn: Callable) -> Callable:
+    """A tensor result through which a gradient reaches the pseudo-inputs u (they are trained with the VAE)."""
+    run = tensor_output("vamp_log_prob")(fn)
+
+    def summary(z, u, encoder):
+        out = run(z, u, encoder)
+        if torch.is_tensor(out) and torch.is_tensor(u) and u.requires_grad and out.numel():
+            grad = None
+            if out.requires_grad:
+                (grad,) = torch.autograd.grad(out.sum(), u, allow_unused=True)
+            if grad is None or not bool((grad != 0).any()):
+                raise ExerciseError(
+                    "vamp_log_prob: not right yet — no gradient reaches the pseudo-inputs u: the result is cut off "
+                    "from them (the encoder ran under torch.no_grad(), or its output was .detach()ed).\n"
+                    "  The VampPrior LEARNS its pseudo-inputs: training moves u along the gradient of log p(z), "
+                    "so call encoder(u) with gradients on, as in any other forward pass.")
+        return out.detach() if torch.is_tensor(out) else out
+
+    return summary
+
+
 def check_vamp_log_prob(learner: Callable, *, strict: bool = False, seed: int = 0) -> Callable:
     """Check ``vamp_log_prob(z, u, encoder)`` -> (B,):
 
@@ -177,7 +230,7 @@ def check_vamp_log_prob(learner: Callable, *, strict: bool = False, seed: int = 
     u -> (mu (K, M), log_var (K, M)).
     """
     return check_through(
-        learner, _vamp_reference, tensor_output("vamp_log_prob"), _vamp_cases,
+        learner, _vamp_reference, _vamp_output, _vamp_cases,
         name="vamp_log_prob", seed=seed, strict=strict, rtol=1e-6, atol=1e-8,
         known_mistakes={
             "the log K is missing: the VampPrior is the AVERAGE 1/K sum_k q(z|u_k), so subtract log K after "
@@ -199,7 +252,9 @@ def _warmup_reference(epoch, warmup_epochs):
     return 1.0 if warmup_epochs == 0 else min(1.0, epoch / warmup_epochs)
 
 
-_WARMUP_CASES = [Case((e, w)) for e, w in [(1, 10), (4, 10), (10, 10), (11, 10), (25, 10), (3, 0), (1, 1), (2, 4), (9, 4)]]
+# (4, 10) first: every known mistake gives its own value there but max(1, e / W) and "always 1", which (25, 10)
+# tells apart (and the check runs an answer on the other cases whenever one case fits two mistakes)
+_WARMUP_CASES = [Case((e, w)) for e, w in [(4, 10), (1, 10), (10, 10), (11, 10), (25, 10), (3, 0), (1, 1), (2, 4), (9, 4)]]
 
 
 def _warmup_zero_based(epoch, warmup_epochs):
@@ -212,6 +267,18 @@ def _warmup_no_clamp(epoch, warmup_epochs):
 
 def _warmup_plus_one(epoch, warmup_epochs):
     return min(1.0, epoch / (warmup_epochs + 1))
+
+
+def _warmup_floor(epoch, warmup_epochs):
+    return 1.0 if warmup_epochs == 0 else min(1.0, epoch // warmup_epochs)
+
+
+def _warmup_from_zero_to_one(epoch, warmup_epochs):
+    return 1.0 if warmup_epochs <= 1 else min(1.0, (epoch - 1) / (warmup_epochs - 1))
+
+
+def _warmup_max(epoch, warmup_epochs):
+    return 1.0 if warmup_epochs == 0 else max(1.0, epoch / warmup_epochs)
 
 
 def _warmup_never(epoch, warmup_epochs):
@@ -240,6 +307,13 @@ def check_kl_warmup(learner: Callable, *, strict: bool = False, seed: int = 0) -
             "reaches 1 AT epoch warmup_epochs (with (epoch - 1) / warmup_epochs it arrives one epoch late).":
                 _warmup_zero_based,
             "the weight must stop at 1 after the warm-up: min(1, epoch / warmup_epochs).": _warmup_no_clamp,
+            "epoch // warmup_epochs is integer division: it stays 0 for the whole warm-up and jumps to 1; use "
+            "epoch / warmup_epochs.": _warmup_floor,
+            "(epoch - 1) / (warmup_epochs - 1) starts the warm-up at weight 0: the first epoch then trains no KL "
+            "at all. With epochs counted from 1 the weight is epoch / warmup_epochs, 1/warmup_epochs at the first.":
+                _warmup_from_zero_to_one,
+            "max(1, epoch / warmup_epochs) is never below 1, so there is no warm-up; the cap is a MIN: "
+            "min(1, epoch / warmup_epochs).": _warmup_max,
             "divide by warmup_epochs, not warmup_epochs + 1: the weight must be 1 at epoch warmup_epochs.":
                 _warmup_plus_one,
             "that is no warm-up: the weight grows linearly from 1/warmup_epochs to 1.": _warmup_never,
