@@ -22,12 +22,12 @@ import torch
 from lvmlib import data as lvdata
 from lvmlib import pretrained, priors
 from lvmlib.hierarchical import HierarchicalVAE, HierarchicalVAEConfig
-from lvmlib.training import TrainConfig, load_checkpoint, load_vae, main, save_checkpoint, train
+from lvmlib.training import TrainConfig, load_checkpoint, load_vae, save_checkpoint, train
 from lvmlib.training.checkpoints import CheckpointError
 from lvmlib.vae import VAE, VAEConfig
 from lvmlib.widgets import interpolate, latent_path, latent_sweep
 
-from training_helpers import one_thread  # noqa: F401  (an autouse fixture)
+from training_helpers import one_thread, run_cli  # noqa: F401  (one_thread: an autouse fixture)
 
 NAN = float("nan")
 
@@ -310,13 +310,6 @@ TINY = ["--dataset", "digits", "--latent", "2", "--hidden", "8", "--layers", "1"
         "0", "--device", "cpu", "--no-progress", "--batch-size", "500"]
 
 
-def _cli(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as e:
-        code = e.code
-    return code, capsys.readouterr().err
-
 
 @pytest.mark.parametrize("extra, match", [
     (["--latent-top", "4"], r"--latent-top applies to --hierarchical only"),
@@ -325,34 +318,34 @@ def _cli(argv, capsys):
     (["--resume", "--overwrite"], r"--resume continues the run in --out and --overwrite replaces it"),
 ])
 def test_cli_refuses_options_that_do_not_apply(tmp_path, capsys, extra, match):
-    code, err = _cli([*TINY, "--out", str(tmp_path / "run"), *extra], capsys)
+    code, err = run_cli([*TINY, "--out", str(tmp_path / "run"), *extra], capsys)
     assert code == 2 and re.search(match, err), err
 
 
 def test_cli_refuses_an_empty_out(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, err = _cli([*TINY, "--out", ""], capsys)
+    code, err = run_cli([*TINY, "--out", ""], capsys)
     assert code == 2 and "--out must name a folder" in err and "got an empty string" in err
     assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_never_replaces_a_run_unasked_and_resume_applies_lr(tmp_path, capsys):
     out = tmp_path / "run"
-    assert _cli([*TINY, "--out", str(out)], capsys)[0] == 0
+    assert run_cli([*TINY, "--out", str(out)], capsys)[0] == 0
     before = {n: (out / n).read_bytes() for n in ("checkpoint.pt", "history.json", "summary.json")}
-    code, err = _cli([*TINY, "--out", str(out), "--latent", "3"], capsys)
+    code, err = run_cli([*TINY, "--out", str(out), "--latent", "3"], capsys)
     assert code == 2 and "already holds a run" in err and "--resume" in err and "--overwrite" in err
     assert {n: (out / n).read_bytes() for n in before} == before  # nothing touched
-    code, err = _cli([*TINY, "--out", str(out), "--resume", "--epochs", "2", "--lr", "0.01"], capsys)
+    code, err = run_cli([*TINY, "--out", str(out), "--resume", "--epochs", "2", "--lr", "0.01"], capsys)
     assert code == 0, err
     assert "resumed with lr 0.01 (the checkpoint was trained with lr 0.001)" in err
     history = json.loads((out / "history.json").read_text())
     summary = json.loads((out / "summary.json").read_text())
     assert history["history"]["lr"] == pytest.approx([1e-3, 0.01]) and summary["train_config"]["lr"] == 0.01
-    assert _cli([*TINY, "--out", str(out), "--overwrite", "--latent", "3"], capsys)[0] == 0
+    assert run_cli([*TINY, "--out", str(out), "--overwrite", "--latent", "3"], capsys)[0] == 0
     assert json.loads((out / "summary.json").read_text())["model_config"]["M"] == 3
     # a resume the trainer refuses leaves the checkpoint alone and does not call it "the last good epoch"
-    code, err = _cli([*TINY, "--out", str(out), "--resume", "--epochs", "2", "--optimizer", "sgd"], capsys)
+    code, err = run_cli([*TINY, "--out", str(out), "--resume", "--epochs", "2", "--optimizer", "sgd"], capsys)
     assert code == 1 and "it was trained with optimizer='adam'" in err
     assert "last good epoch" not in err and "was not changed" in err
 
@@ -365,7 +358,7 @@ def test_cli_ctrl_c_in_epoch_one_does_not_point_to_a_missing_checkpoint(tmp_path
 
     monkeypatch.setattr(loop._Run, "train_epoch", interrupted)
     out = tmp_path / "run"
-    code, err = _cli([*TINY, "--out", str(out)], capsys)
+    code, err = run_cli([*TINY, "--out", str(out)], capsys)
     assert code == 130 and not (out / "checkpoint.pt").exists()
     assert "before any epoch was completed: no checkpoint of this run was written" in err
     assert "--resume" not in err

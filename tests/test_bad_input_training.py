@@ -23,14 +23,13 @@ from lvmlib.training import (
     evaluate,
     load_checkpoint,
     load_vae,
-    main,
     save_checkpoint,
     train,
 )
 from lvmlib.training.checkpoints import CheckpointError
 from lvmlib.vae import VAE
 
-from training_helpers import one_thread, tiny_vae  # noqa: F401  (one_thread: an autouse fixture)
+from training_helpers import one_thread, run_cli, tiny_vae  # noqa: F401  (one_thread: an autouse fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -429,13 +428,6 @@ def test_on_a_gpu_the_loss_is_checked_once_per_epoch_and_still_names_the_batch(t
 # --------------------------------------------------------------------------- command line
 
 
-def _cli(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as e:
-        code = e.code
-    return code, capsys.readouterr().err
-
 
 @pytest.mark.parametrize(
     "extra, match",
@@ -452,16 +444,16 @@ def _cli(argv, capsys):
     ],
 )
 def test_cli_refuses_bad_options(tmp_path, capsys, extra, match):
-    code, err = _cli(["--out", str(tmp_path / "run"), "--epochs", "1", "--no-progress", *extra], capsys)
+    code, err = run_cli(["--out", str(tmp_path / "run"), "--epochs", "1", "--no-progress", *extra], capsys)
     assert code == 2
     assert re.search(match, err), err
 
 
 def test_cli_out_naming_a_file_or_under_a_file(tmp_path, capsys):
     (tmp_path / "f").write_text("x")
-    code, err = _cli(["--out", str(tmp_path / "f")], capsys)
+    code, err = run_cli(["--out", str(tmp_path / "f")], capsys)
     assert code == 2 and "--out must name a folder" in err and "is a file" in err
-    code, err = _cli(["--out", str(tmp_path / "f" / "run")], capsys)
+    code, err = run_cli(["--out", str(tmp_path / "f" / "run")], capsys)
     assert code == 2 and "cannot be created" in err and "is a file, not a folder" in err
 
 
@@ -469,7 +461,7 @@ def test_cli_resume_from_a_corrupted_checkpoint_is_a_clear_error(tmp_path, capsy
     out = tmp_path / "run"
     out.mkdir()
     (out / "checkpoint.pt").write_bytes(np.random.default_rng(1).bytes(2000))
-    code, err = _cli(["--out", str(out), "--resume", "--epochs", "1", "--no-progress", "--device", "cpu",
+    code, err = run_cli(["--out", str(out), "--resume", "--epochs", "1", "--no-progress", "--device", "cpu",
                       "--latent", "2", "--hidden", "8", "--layers", "1"], capsys)
     assert code == 1
     assert "error: cannot read the checkpoint" in err and "weights_only" not in err and "Traceback" not in err

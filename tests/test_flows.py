@@ -31,12 +31,7 @@ FLOW_NAMES = ["planar", "householder", "iaf"]
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from training_helpers import one_thread  # noqa: E402,F401  (an autouse fixture)
 
 
 def g(seed):

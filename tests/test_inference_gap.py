@@ -15,13 +15,7 @@ from lvmlib import inference_gap, posterior_grid as pg, vae
 from lvmlib.gaussian import linear_gaussian_marginal, linear_gaussian_posterior, log_normal_diag, log_normal_full
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small models: one thread is several times faster than two on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from training_helpers import one_thread  # noqa: E402,F401  (an autouse fixture)
 
 
 def linear_vae(seed=0, D=5, sigma2=0.5):

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from lvmlib.training import main
 from lvmlib.vae import VAE, VAEConfig
 
 
@@ -21,3 +22,12 @@ def tiny_vae(seed: int = 0, **kw) -> VAE:
     cfg = dict(D=6, M=2, H=8, n_hidden_layers=1, likelihood="bernoulli", device="cpu")
     cfg.update(kw)
     return VAE(VAEConfig(**cfg))
+
+
+def run_cli(argv, capsys):
+    """``python -m lvmlib.training`` with ``argv`` in this process: (exit code, what it wrote to stderr)."""
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err

@@ -392,13 +392,18 @@ def _refine_summary(fn: Callable) -> Callable:
     return run
 
 
+def _elbo_sum(model, x, mu, lv):
+    """The ELBO summed over the batch, 8 reparameterized samples per point (shared by the wrong loops below)."""
+    z = mu + torch.exp(0.5 * lv) * torch.randn((8, *mu.shape), dtype=mu.dtype)  # (8, B, M)
+    return (model.log_px_given_z(x, z).mean(0) - model.kl(mu, lv)).sum()
+
+
 def _refine_moves_decoder(model, x, steps, lr):
     mu0, lv0 = (t.detach() for t in model.encode(x))
     mu, lv = mu0.clone().requires_grad_(True), lv0.clone().requires_grad_(True)
     opt = torch.optim.Adam([mu, lv, *model.decoder.parameters()], lr=lr)
     for _ in range(steps):
-        z = mu + torch.exp(0.5 * lv) * torch.randn((8, *mu.shape), dtype=mu.dtype)
-        loss = -(model.log_px_given_z(x, z).mean(0) - model.kl(mu, lv)).sum()
+        loss = -_elbo_sum(model, x, mu, lv)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -409,8 +414,7 @@ def _refine_moves_encoder(model, x, steps, lr):
     opt = torch.optim.Adam(model.encoder.parameters(), lr=lr)
     for _ in range(steps):
         mu, lv = model.encode(x)
-        z = mu + torch.exp(0.5 * lv) * torch.randn((8, *mu.shape), dtype=mu.dtype)
-        loss = -(model.log_px_given_z(x, z).mean(0) - model.kl(mu, lv)).sum()
+        loss = -_elbo_sum(model, x, mu, lv)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -422,8 +426,7 @@ def _refine_from_prior(model, x, steps, lr):
     mu, lv = torch.zeros(B, M, dtype=x.dtype, requires_grad=True), torch.zeros(B, M, dtype=x.dtype, requires_grad=True)
     opt = torch.optim.Adam([mu, lv], lr=lr)
     for _ in range(steps):
-        z = mu + torch.exp(0.5 * lv) * torch.randn((8, *mu.shape), dtype=mu.dtype)
-        loss = -(model.log_px_given_z(x, z).mean(0) - model.kl(mu, lv)).sum()
+        loss = -_elbo_sum(model, x, mu, lv)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -435,8 +438,7 @@ def _refine_wrong_sign(model, x, steps, lr):
     mu, lv = mu0.clone().requires_grad_(True), lv0.clone().requires_grad_(True)
     opt = torch.optim.Adam([mu, lv], lr=lr)
     for _ in range(steps):
-        z = mu + torch.exp(0.5 * lv) * torch.randn((8, *mu.shape), dtype=mu.dtype)
-        loss = (model.log_px_given_z(x, z).mean(0) - model.kl(mu, lv)).sum()
+        loss = _elbo_sum(model, x, mu, lv)  # the wrong sign: the optimiser minimises the ELBO
         opt.zero_grad()
         loss.backward()
         opt.step()
