@@ -138,9 +138,11 @@ def browser_tools():
     return chromium, sync_api
 
 
-@pytest.fixture
-def jupyter_lab(tmp_path):
-    """A JupyterLab server on 127.0.0.1 serving a copy of notebooks/; yields its base URL."""
+@pytest.fixture(scope="session")
+def jupyter_lab_server(tmp_path_factory):
+    """One JupyterLab server for the browser tests (they run on one worker: conftest.py's BROWSER_UNIT);
+    yields (base URL, its workspaces folder)."""
+    tmp_path = tmp_path_factory.mktemp("jupyterlab")
     root = tmp_path / "course"
     shutil.copytree(REPO / "notebooks", root)
     config = tmp_path / "jupyter-config"
@@ -187,10 +189,36 @@ def jupyter_lab(tmp_path):
             if time.monotonic() > deadline:
                 pytest.fail(f"JupyterLab did not answer in 60 s:\n{(tmp_path / 'jupyterlab.log').read_text()}")
             time.sleep(0.3)
-        yield base
+        yield base, tmp_path / "lab-workspaces"
     finally:
         _stop(proc)
         log.close()
+
+
+def _api(base: str, path: str, method: str = "GET"):
+    request = urllib.request.Request(f"{base}{path}?token={TOKEN}", method=method)
+    with urllib.request.urlopen(request, timeout=10) as r:  # noqa: S310 (127.0.0.1 only)
+        body = r.read()
+    return json.loads(body) if body else None
+
+
+@pytest.fixture
+def jupyter_lab(browser_tools, jupyter_lab_server):
+    """The shared JupyterLab as a new learner finds it: no saved workspace (no tab left open by an earlier
+    test) and no kernel running; the test's kernels are shut down after it. Yields the base URL."""
+    base, workspaces = jupyter_lab_server
+
+    def clean():
+        for session in _api(base, "/api/sessions"):
+            _api(base, f"/api/sessions/{session['id']}", "DELETE")
+        for kernel in _api(base, "/api/kernels"):
+            _api(base, f"/api/kernels/{kernel['id']}", "DELETE")
+        if workspaces.exists():
+            shutil.rmtree(workspaces)
+
+    clean()
+    yield base
+    clean()
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ import copy
 import csv
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,12 +25,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tools.course_grading import defined_names, exercise_plan, strip_markers  # noqa: E402
 from tools.make_class_course import (  # noqa: E402
-    CONFIG_ERROR, HIDDEN_WEIGHT, VISIBLE_WEIGHT, build_course, format_points_table, points_table, split_hidden,
-    strict_calls)
+    CONFIG_ERROR, HIDDEN_WEIGHT, VISIBLE_WEIGHT, build_course, format_points_table, grading_notebook, points_table,
+    read_notebook, split_hidden, strict_calls)
 
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 BARE_PATH = "/usr/bin:/bin"
 EXERCISE_TIMEOUT = 20      # seconds for an answer or test cell: the checks take ~2 s on a busy machine
+# The assignment that holds the unlucky student's loop is graded with a shorter limit: its checks take
+# under 1.1 s on a loaded 2-core machine, and the loop costs the limit twice (its check and hidden tests).
+LOOP_TIMEOUT = 8
 CELL_TIMEOUT = 600         # seconds for any other cell: a smoke-mode cell takes well under a minute
 
 
@@ -54,12 +58,29 @@ def test_the_visible_check_is_rewritten_strict_and_the_hidden_tests_split_off():
     assert defined_names("import math as m\nclass A: pass\ndef f(x):\n    y = 1\nZ, W = 1, 2") == ["m", "A", "f", "Z", "W"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def course(tmp_path_factory):
-    out = tmp_path_factory.mktemp("class") / "course"
-    build_course(out, exercise_timeout=EXERCISE_TIMEOUT, cell_timeout=CELL_TIMEOUT, generate=False)
-    nbgrader(out, "generate_assignment", "*", "--force")     # every assignment, in one nbgrader process
+    """The class course built from solutions/ with every assignment generated: once per run, shared by
+    the workers of a parallel run (the run's base temporary folder), and only read by the tests; a test
+    that grades works on its own copy (:func:`course_copy`)."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    out, done = shared / "class-course" / "course", shared / "class-course" / "generated"
+    with FileLock(str(shared / "class-course.lock")):
+        if not done.exists():
+            if out.exists():
+                shutil.rmtree(out)          # a build that failed half-way
+            build_course(out, exercise_timeout=EXERCISE_TIMEOUT, cell_timeout=CELL_TIMEOUT, generate=False)
+            nbgrader(out, "generate_assignment", "*", "--force")     # every assignment, in one nbgrader process
+            done.write_text("ok")
     return out
+
+
+def course_copy(course: Path, where: Path) -> Path:
+    """A copy of the generated course that a test may grade in (submissions, gradebook, feedback)."""
+    return Path(shutil.copytree(course, where / "course"))
 
 
 def grade_cells(nb):
@@ -210,13 +231,16 @@ def unlucky_answer(behaviour: str, solution_source: str) -> str | None:
     return strip_markers(solution_source)
 
 
-def course_exercises(course: Path) -> list[tuple[str, object]]:
-    """(assignment, exercise) for every exercise of the course, in order."""
-    out = []
-    for path in SOLUTIONS:
-        source = nbformat.read(str(course / "source" / path.stem / path.name), as_version=4)
-        out.extend((path.stem, ex) for ex in exercise_plan(source))
-    return out
+def course_exercises() -> list[tuple[str, object]]:
+    """(assignment, exercise) for every exercise of the course, in order, as the course's source has
+    them (test_the_course_is_built_from_solutions checks them against the built course)."""
+    return [(path.stem, ex) for path in SOLUTIONS for ex in exercise_plan(grading_notebook(read_notebook(path)))]
+
+
+def unlucky_behaviours(exercises) -> dict:
+    """(assignment, answer id) -> what the unlucky student does: loops first, then the cycle in turn."""
+    behaviours = [FIRST] + [CYCLE[i % len(CYCLE)] for i in range(len(exercises) - 1)]
+    return {(a, ex.answer_id): b for (a, ex), b in zip(exercises, behaviours)}
 
 
 STUDENTS = ("unlucky", "unfinished", "mistakes", "solved")
@@ -224,9 +248,8 @@ STUDENTS = ("unlucky", "unfinished", "mistakes", "solved")
 
 def make_class(course: Path) -> dict:
     """What each student answers to every exercise of the course, and what each answer deserves."""
-    exercises = course_exercises(course)
-    behaviours = [FIRST] + [CYCLE[i % len(CYCLE)] for i in range(len(exercises) - 1)]
-    unlucky = {(a, ex.answer_id): b for (a, ex), b in zip(exercises, behaviours)}
+    exercises = course_exercises()
+    unlucky = unlucky_behaviours(exercises)
     deserved = {}   # (student, assignment, answer_id) -> bool
     answers = {}    # (student, assignment, answer_id) -> the answer cell's code (None: the cell is deleted)
     for path in SOLUTIONS:
@@ -253,7 +276,7 @@ def make_class(course: Path) -> dict:
     return {"deserved": deserved, "answers": answers, "unlucky": unlucky, "exercises": exercises}
 
 
-def in_full(klass) -> list[str]:
+def in_full(exercises, unlucky) -> list[str]:
     """The assignments whose four submissions go through nbgrader's whole round trip.
 
     The first assignment (the unlucky student's loop), then the assignments that hold an
@@ -262,9 +285,9 @@ def in_full(klass) -> list[str]:
     """
     chosen = [SOLUTIONS[0].stem]
     with_mistakes = [p.stem for p in SOLUTIONS
-                     if any(a == p.stem and ex.answer_id in MISTAKES for a, ex in klass["exercises"])]
+                     if any(a == p.stem and ex.answer_id in MISTAKES for a, ex in exercises)]
     for assignment in with_mistakes + [p.stem for p in SOLUTIONS]:
-        covered = {b for (a, _), b in klass["unlucky"].items() if a in chosen}
+        covered = {b for (a, _), b in unlucky.items() if a in chosen}
         if {FIRST, *CYCLE} <= covered and set(chosen) & set(with_mistakes):
             break
         if assignment not in chosen:
@@ -272,10 +295,10 @@ def in_full(klass) -> list[str]:
     return [p.stem for p in SOLUTIONS if p.stem in chosen]
 
 
-def submit(course: Path, klass: dict, assignment: str) -> None:
-    """Write the four students' submissions of ``assignment`` into the course's submitted/."""
+def submit(course: Path, klass: dict, assignment: str, students=STUDENTS) -> None:
+    """Write the students' submissions of ``assignment`` into the course's submitted/."""
     name = f"{assignment}.ipynb"
-    for student in STUDENTS:
+    for student in students:
         nb = nbformat.read(str(course / "release" / assignment / name), as_version=4)
         cells = []
         for cell in nb.cells:
@@ -293,8 +316,8 @@ def submit(course: Path, klass: dict, assignment: str) -> None:
         (dest / "timestamp.txt").write_text("2026-12-01 09:00:00.000000 UTC")
 
 
-def grade_side_by_side(course: Path, klass: dict, assignment: str, workdir: Path):
-    """Grade the four students' answers to every exercise of ``assignment`` in one run of it.
+def grade_side_by_side(course: Path, klass: dict, assignment: str, workdir: Path, students=STUDENTS):
+    """Grade the students' answers to every exercise of ``assignment`` in one run of it.
 
     One notebook, graded as nbgrader's autograde grades a submission: the released notebook, its
     test cells as the course's source has them (hidden tests included), each exercise repeated
@@ -345,7 +368,7 @@ def grade_side_by_side(course: Path, klass: dict, assignment: str, workdir: Path
             plan_cells.append(cell)
         if block is not None and gid in last_test:
             answer_id = gid_of(block[0])
-            for student in STUDENTS:
+            for student in students:
                 answer = klass["answers"][(student, assignment, answer_id)]
                 plan_cells.append(renamed(block[0], student, plan[answer_id].solution))
                 if answer is not None:
@@ -374,95 +397,134 @@ def grade_side_by_side(course: Path, klass: dict, assignment: str, workdir: Path
     return graded, scores
 
 
-@pytest.mark.slow
-def test_a_class_of_four_is_graded_exercise_by_exercise(course, tmp_path):
-    """Each score is what the answer deserves, for every exercise of the course and every student.
+EXERCISES = course_exercises()
+UNLUCKY = unlucky_behaviours(EXERCISES)
+FULL = in_full(EXERCISES, UNLUCKY)
 
-    The assignments of :func:`in_full` go through nbgrader's round trip (submissions, autograde,
-    feedback, CSV export); the others are graded side by side (:func:`grade_side_by_side`), by the
-    same grading step and scoring, in one run of the notebook instead of four.
-    """
-    from nbgrader.api import Gradebook
 
-    klass = make_class(course)
-    full = in_full(klass)
-    assert 0 < len(full) < len(SOLUTIONS), full
-    behaviours = set(klass["unlucky"].values())
+def test_the_class_grades_every_assignment_and_every_behaviour_in_full():
+    """Every assignment is graded, in full or side by side; every behaviour of the unlucky student and
+    a known mistake go through nbgrader's whole round trip."""
+    assert 0 < len(FULL) < len(SOLUTIONS), FULL
+    assert set(STUDENTS) - set(IN_FULL_STUDENTS) == {"solved", "unfinished"}
+    behaviours = set(UNLUCKY.values())
     assert {"loops", "deleted", "raises", "clobbers", "floods", "solved"} <= behaviours
-    assert behaviours <= {b for (a, _), b in klass["unlucky"].items() if a in full}, "a behaviour is not graded in full"
-    for assignment in full:
-        submit(course, klass, assignment)
-    nbgrader(course, "autograde", "*")               # every submitted assignment, in one nbgrader process
-    nbgrader(course, "generate_feedback", "*")
-    nbgrader(course, "export", "--to", str(course / "grades.csv"))
+    assert behaviours <= {b for (a, _), b in UNLUCKY.items() if a in FULL}, "a behaviour is not graded in full"
+    assert any(ex.answer_id in MISTAKES for a, ex in EXERCISES if a in FULL)
+    assert set(MISTAKES) <= {ex.answer_id for _, ex in EXERCISES}, "a mistake of MISTAKES is no exercise"
 
-    scores = {}         # (student, assignment, test_id) -> (score, max_score)
-    graded_notebooks = {}
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", course_id="lvm") as gb:
-        for assignment, exercise in klass["exercises"]:
-            if assignment not in full:
-                continue
-            for student in STUDENTS:
-                for test_id in exercise.test_ids:
-                    grade = gb.find_grade(test_id, assignment, assignment, student)
-                    scores[(student, assignment, test_id)] = (grade.score, grade.max_score)
-        for assignment in full:
-            for student in STUDENTS:
-                path = course / "autograded" / student / assignment / f"{assignment}.ipynb"
-                graded_notebooks[(student, assignment)] = nbformat.read(str(path), as_version=4)
-    for path in SOLUTIONS:
-        if path.stem not in full:
-            graded, side = grade_side_by_side(course, klass, path.stem, tmp_path / path.stem)
-            scores.update({(student, path.stem, test_id): s for (student, test_id), s in side.items()})
-            graded_notebooks[("side by side", path.stem)] = graded
 
-    expected_totals, maximum = {}, {}
-    for assignment, exercise in klass["exercises"]:
-        for student in STUDENTS:
+def check_scores(klass: dict, assignment: str, scores: dict, students) -> dict:
+    """Each score of ``assignment`` is what the answer deserves; returns each student's expected total."""
+    totals, maximum = {}, 0.0
+    for a, exercise in klass["exercises"]:
+        if a != assignment:
+            continue
+        for student in students:
             ok = klass["deserved"][(student, assignment, exercise.answer_id)]
             for test_id in exercise.test_ids:
-                score, max_score = scores[(student, assignment, test_id)]
+                score, max_score = scores[(student, test_id)]
                 want = max_score if ok else 0.0
                 assert score == want, (
                     f"{student}, {assignment}, {test_id} "
                     f"({klass['unlucky'][(assignment, exercise.answer_id)] if student == 'unlucky' else ''}): "
                     f"scored {score}, deserves {want}")
-                key = (student, assignment)
-                expected_totals[key] = expected_totals.get(key, 0.0) + want
-                if student == "solved":
-                    maximum[assignment] = maximum.get(assignment, 0.0) + max_score
-    assert set(expected_totals) == {(s, p.stem) for s in STUDENTS for p in SOLUTIONS}, "an assignment was not graded"
-    assert all(expected_totals[("solved", p.stem)] == maximum[p.stem] > 0 for p in SOLUTIONS)
-    assert all(expected_totals[("unfinished", p.stem)] == 0.0 for p in SOLUTIONS)
+                totals[student] = totals.get(student, 0.0) + want
+                if student == students[0]:
+                    maximum += max_score
+    assert set(totals) == set(students), f"{assignment} was not graded"
+    assert maximum > 0
+    if "solved" in students:
+        assert totals["solved"] == maximum
+    if "unfinished" in students:
+        assert totals["unfinished"] == 0.0
+    return totals, maximum
 
-    # the CSV export of the assignments graded in full: each total is what the answers deserve
+
+def check_no_flood(graded: nbformat.NotebookNode, what) -> None:
+    """The unlucky student's megabytes of output were cut."""
+    for cell in graded.cells:
+        text = "".join(o.get("text", "") for o in cell.get("outputs", []))
+        assert len(text) < 120_000, what
+
+
+# The students whose submissions of FULL go through nbgrader's whole round trip here: the unlucky one
+# (a loop, a deleted cell, a crash, a clobbered global, a flood) and the one with known mistakes (the
+# feedback). A solved and an unfinished submission go through it in test_class_hub.py (the hub's
+# formgrader: collect, autograde); here they are graded side by side, by the same grading step.
+IN_FULL_STUDENTS = ("unlucky", "mistakes")
+
+
+def check_feedback(text_of, klass: dict, assignment: str) -> None:
+    """The feedback of each wrong exercise of MISTAKES carries its check's message."""
+    for a, ex in klass["exercises"]:
+        if a == assignment and ex.answer_id in MISTAKES:
+            text = text_of(ex)
+            assert MISTAKES[ex.answer_id][1] in text, f"{assignment}: the feedback lacks the message of {ex.answer_id}"
+            assert "not right yet" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", FULL)
+def test_a_class_of_four_graded_in_full(course, tmp_path, assignment):
+    """Submissions of ``assignment`` through nbgrader's round trip: autograde, feedback, CSV export.
+
+    Each score is what the answer deserves; the feedback of a known mistake carries the check's
+    message; the unlucky student's loop is interrupted and its flood of output cut. The other two
+    students' submissions of it are graded side by side (test_a_class_of_four_graded_side_by_side).
+    """
+    from nbgrader.api import Gradebook
+
+    course = course_copy(course, tmp_path)
+    klass = make_class(course)
+    submit(course, klass, assignment, IN_FULL_STUDENTS)
+    loops = "loops" in {b for (a, _), b in klass["unlucky"].items() if a == assignment}
+    nbgrader(course, "autograde", assignment, *([f"--ExerciseExecute.exercise_timeout={LOOP_TIMEOUT}"] if loops else []))
+    nbgrader(course, "generate_feedback", assignment)
+    nbgrader(course, "export", "--to", str(course / "grades.csv"))
+
+    scores = {}         # (student, test_id) -> (score, max_score)
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", course_id="lvm") as gb:
+        for a, exercise in klass["exercises"]:
+            if a == assignment:
+                for student in IN_FULL_STUDENTS:
+                    for test_id in exercise.test_ids:
+                        grade = gb.find_grade(test_id, assignment, assignment, student)
+                        scores[(student, test_id)] = (grade.score, grade.max_score)
+    totals, maximum = check_scores(klass, assignment, scores, IN_FULL_STUDENTS)
+
+    # the CSV export: each total is what the answers deserve
     with open(course / "grades.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    exported = {(r["student_id"], r["assignment"]): float(r["score"]) for r in rows if r["assignment"] in full}
-    assert exported == pytest.approx({k: v for k, v in expected_totals.items() if k[1] in full})
-    assert {r["assignment"]: float(r["max_score"]) for r in rows if r["assignment"] in full} == pytest.approx(
-        {a: maximum[a] for a in full})
+        rows = [r for r in csv.DictReader(f) if r["assignment"] == assignment and r["student_id"] in totals]
+    assert {r["student_id"]: float(r["score"]) for r in rows} == pytest.approx(totals)
+    assert [float(r["max_score"]) for r in rows] == pytest.approx([maximum] * len(IN_FULL_STUDENTS))
 
-    # the feedback of a wrong exercise carries the check's message (graded side by side: its test cell's output)
-    for assignment, ex in klass["exercises"]:
-        if ex.answer_id not in MISTAKES:
-            continue
-        if assignment in full:
-            text = (course / "feedback" / "mistakes" / assignment / f"{assignment}.html").read_text(encoding="utf-8")
-        else:
-            cells = graded_notebooks[("side by side", assignment)].cells
-            text = "".join(o.get("text", "") + o.get("evalue", "") for c in cells
-                           if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == f"{ex.test_ids[0]}@mistakes"
-                           for o in c.get("outputs", []))
-        assert MISTAKES[ex.answer_id][1] in text, f"{assignment}: the feedback lacks the message of {ex.answer_id}"
-        assert "not right yet" in text
-    assert any(ex.answer_id in MISTAKES for a, ex in klass["exercises"] if a in full)
+    feedback = (course / "feedback" / "mistakes" / assignment / f"{assignment}.html")
+    check_feedback(lambda ex: feedback.read_text(encoding="utf-8"), klass, assignment)
+    for student in IN_FULL_STUDENTS:
+        path = course / "autograded" / student / assignment / f"{assignment}.ipynb"
+        check_no_flood(nbformat.read(str(path), as_version=4), (student, assignment))
+    if loops:
+        graded = (course / "autograded" / "unlucky" / assignment / f"{assignment}.ipynb").read_text()
+        assert re.search(r"CellTimeoutError|KeyboardInterrupt", graded), "the loop was not interrupted"
 
-    # the unlucky student's megabytes were cut, the loop was interrupted
-    for (student, assignment), graded in graded_notebooks.items():
-        for cell in graded.cells:
-            text = "".join(o.get("text", "") for o in cell.get("outputs", []))
-            assert len(text) < 120_000, (student, assignment)
-    loop_assignment = next(a for (a, _), b in klass["unlucky"].items() if b == "loops")
-    graded = (course / "autograded" / "unlucky" / loop_assignment / f"{loop_assignment}.ipynb").read_text()
-    assert re.search(r"CellTimeoutError|KeyboardInterrupt", graded)
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", [p.stem for p in SOLUTIONS])
+def test_a_class_of_four_graded_side_by_side(course, tmp_path, assignment):
+    """The students' answers to every exercise of ``assignment``, graded in one run of it
+    (:func:`grade_side_by_side`: the same grading step and scoring as nbgrader's autograde): all four
+    students, or for an assignment of FULL the two whose submissions are not graded in full."""
+    students = tuple(s for s in STUDENTS if s not in IN_FULL_STUDENTS) if assignment in FULL else STUDENTS
+    klass = make_class(course)
+    graded, scores = grade_side_by_side(course, klass, assignment, tmp_path / assignment, students)
+    check_scores(klass, assignment, scores, students)
+
+    def test_cell_output(ex):
+        return "".join(o.get("text", "") + o.get("evalue", "") for c in graded.cells
+                       if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == f"{ex.test_ids[0]}@mistakes"
+                       for o in c.get("outputs", []))
+
+    if "mistakes" in students:
+        check_feedback(test_cell_output, klass, assignment)
+    check_no_flood(graded, ("side by side", assignment))
