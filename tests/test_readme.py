@@ -13,7 +13,7 @@ def bash_blocks(text):
 def test_readme_starts_with_the_setup_and_test_commands():
     blocks = bash_blocks((ROOT / "README.md").read_text())
     assert "jupyter lab notebooks/" in blocks[0]
-    assert blocks[1].strip().endswith("python -m pytest")
+    assert blocks[1].strip().endswith("python -m pytest -n auto")   # every core (README, "Tests")
 
 
 def test_ci_runs_the_readme_test_command():
