@@ -24,8 +24,17 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 import time
 from pathlib import Path
+
+# A worker of a parallel run shares the cores with the others: torch (and the kernels, the graders and
+# the servers it starts, which inherit this) computes on one thread instead of one per core each,
+# which oversubscribes the cores. Set OMP_NUM_THREADS to choose otherwise.
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
 
 import nbformat
 import pytest
@@ -328,8 +337,6 @@ class ExecutedNotebooks:
 
 def _execute_smoke(path: Path, timeout: int) -> nbformat.NotebookNode:
     """``path`` executed top to bottom in smoke mode, figures inline (as the slides and the site show them)."""
-    import sys
-
     sys.path.insert(0, str(ROOT / "tools"))
     import build_slides
 
