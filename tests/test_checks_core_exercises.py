@@ -111,9 +111,8 @@ def test_fit_and_score():
     assert check(fs_right) is fs_right
     check(fs_right, strict=True, seed=1)
     not_done(check)
-    assert_caught(check, lambda *a: pchecks._fs(*a, ddof=1), "sigma2", "1/(N - 1)")
-    assert_caught(check, lambda *a: pchecks._fs(*a, score="sum"), "the scoring step", "SUM")
-    assert_caught(check, lambda *a: pchecks._fs(*a, on_train=True), "the scoring step", "X_train")
+    for mistake, (fn, part) in WRONG_ANSWERS["fit_and_score"].items():
+        assert_caught(check, fn, part, mistake)
     for fn, part in UNLISTED["fit_and_score"].values():  # not among the listed mistakes
         assert_caught(check, fn, part)
 
@@ -153,9 +152,8 @@ def test_em_until_converged():
     check = pchecks.check_em_until_converged
     assert check(em_right) is em_right
     not_done(check)
-    assert_caught(check, lambda *a, **k: pchecks._emc(*a, **k, first=False), "history[0]", "starting value")
-    assert_caught(check, lambda *a, **k: pchecks._emc(*a, **k, rule="never"), "n_steps", "never stopped")
-    assert_caught(check, lambda *a, **k: pchecks._emc(*a, **k, count="values"), "n_steps", "counts the values")
+    for mistake, (fn, part) in WRONG_ANSWERS["em_until_converged"].items():
+        assert_caught(check, fn, part, mistake)
     for fn, part in UNLISTED["em_until_converged"].values():
         assert_caught(check, fn, part)
 
@@ -177,9 +175,8 @@ def test_k_sample_bounds():
     check = qchecks.check_k_sample_bounds
     assert check(ksb_right) is ksb_right
     not_done(check)
-    assert_caught(check, lambda *a: qchecks._ksb(*a, std="var"), "z (the reparameterised samples)", "variance")
-    assert_caught(check, lambda *a: qchecks._ksb(*a, iwae="naive"), "iwae", "underflows")
-    assert_caught(check, lambda *a: qchecks._ksb(*a, qz="standard"), "log_qz", "change of variables")
+    for mistake, (fn, part) in WRONG_ANSWERS["k_sample_bounds"].items():
+        assert_caught(check, fn, part, mistake)
     for fn, part in UNLISTED["k_sample_bounds"].values():
         assert_caught(check, fn, part)
 
@@ -202,9 +199,8 @@ def test_vae_step():
     check = vchecks.check_vae_step
     assert check(step_right) is step_right
     not_done(check)
-    assert_caught(check, lambda *a: vchecks._step(*a, reduce="sum"), "loss", "SUMS over the batch")
-    assert_caught(check, lambda *a: vchecks._step(*a, zero=False), "the update", "not zeroed")
-    assert_caught(check, lambda *a: vchecks._step(*a, std="var"), "re (", "exp(log_var / 2)")
+    for mistake, (fn, part) in WRONG_ANSWERS["vae_step"].items():
+        assert_caught(check, fn, part, mistake)
     for fn, part in UNLISTED["vae_step"].values():
         assert_caught(check, fn, part)
 
@@ -239,6 +235,31 @@ UNLISTED = {
         "KL averaged over the latent dimensions": (lambda *a: vchecks._step(*a, kl="mean_m"), "kl ("),
         "z = mu_z (no noise)": (lambda *a: vchecks._step(*a, noise=False), "re ("),
         "optimizer.step() before backward()": (lambda *a: vchecks._step(*a, order="step_first"), "the update"),
+    },
+}
+
+
+# the listed mistakes: {exercise: {the mistake the check names: (function, the part to be named)}}
+WRONG_ANSWERS = {
+    "fit_and_score": {
+        "1/(N - 1)": (lambda *a: pchecks._fs(*a, ddof=1), "sigma2"),
+        "SUM": (lambda *a: pchecks._fs(*a, score="sum"), "the scoring step"),
+        "X_train": (lambda *a: pchecks._fs(*a, on_train=True), "the scoring step"),
+    },
+    "em_until_converged": {
+        "starting value": (lambda *a, **k: pchecks._emc(*a, **k, first=False), "history[0]"),
+        "never stopped": (lambda *a, **k: pchecks._emc(*a, **k, rule="never"), "n_steps"),
+        "counts the values": (lambda *a, **k: pchecks._emc(*a, **k, count="values"), "n_steps"),
+    },
+    "k_sample_bounds": {
+        "variance": (lambda *a: qchecks._ksb(*a, std="var"), "z (the reparameterised samples)"),
+        "underflows": (lambda *a: qchecks._ksb(*a, iwae="naive"), "iwae"),
+        "change of variables": (lambda *a: qchecks._ksb(*a, qz="standard"), "log_qz"),
+    },
+    "vae_step": {
+        "SUMS over the batch": (lambda *a: vchecks._step(*a, reduce="sum"), "loss"),
+        "not zeroed": (lambda *a: vchecks._step(*a, zero=False), "the update"),
+        "exp(log_var / 2)": (lambda *a: vchecks._step(*a, std="var"), "re ("),
     },
 }
 
