@@ -201,6 +201,11 @@ def _to_numpy(value: Any) -> Any:
 def _describe(value: Any, limit: int = 6) -> str:
     """A short human-readable summary of an input or output."""
     value = _to_numpy(value)
+    if isinstance(value, (np.ndarray, np.generic)) and value.ndim == 0:  # a scalar reads as the number it is
+        value = value.item()
+        return f"{value:.6g}" if isinstance(value, float) else repr(value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
     if isinstance(value, np.ndarray):
         if value.size <= limit:
             return f"array{value.shape} {np.array2string(value, precision=5)}"

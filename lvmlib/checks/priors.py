@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lvmlib.checks._core import Case, ExerciseError
+from lvmlib.checks._core import Case, ExerciseError, check_follows_device
 from lvmlib.checks.variational import check_through, tensor_output
 from lvmlib.gaussian import log_normal_diag
 from lvmlib.priors import mixture_log_prob as _mixture
@@ -115,7 +115,7 @@ def check_mixture_log_prob(learner: Callable, *, strict: bool = False, seed: int
 
     Inputs of the learner's function: z (B, M), means and log_vars (K, M), logits (K,).
     """
-    return check_through(
+    out = check_through(
         learner, _mog_reference, tensor_output("mixture_log_prob"), _mog_case_list(seed),
         name="mixture_log_prob", seed=seed, strict=strict, rtol=1e-6, atol=1e-8,
         known_mistakes={
@@ -138,6 +138,9 @@ def check_mixture_log_prob(learner: Callable, *, strict: bool = False, seed: int
         hint="log_comp = log_normal_diag(z.unsqueeze(-2), means, log_vars)  # (B, K); "
              "return torch.logsumexp(log_comp + torch.log_softmax(logits, 0), dim=-1).",
     )
+    if strict or out is learner:  # right on the CPU: it must also follow its inputs' device
+        check_follows_device(learner, _mog_reference, _mog_case_list(seed, 1)[0], name="mixture_log_prob")
+    return out
 
 
 # ----------------------------------------------------------------------------- VampPrior
@@ -162,7 +165,7 @@ class _Encoder(nn.Module):
 def _vamp_reference(z, u, encoder):
     mu, log_var = encoder(u)
     K = u.shape[0]
-    return _mixture(z, mu, log_var, torch.full((K,), -math.log(K), dtype=mu.dtype))
+    return _mixture(z, mu, log_var, torch.full((K,), -math.log(K), dtype=mu.dtype, device=mu.device))
 
 
 def _vamp_cases(rng: np.random.Generator) -> Case:
@@ -229,7 +232,7 @@ def check_vamp_log_prob(learner: Callable, *, strict: bool = False, seed: int = 
     Inputs of the learner's function: z (B, M); u (K, D) pseudo-inputs; encoder, a callable
     u -> (mu (K, M), log_var (K, M)).
     """
-    return check_through(
+    out = check_through(
         learner, _vamp_reference, _vamp_output, _vamp_cases,
         name="vamp_log_prob", seed=seed, strict=strict, rtol=1e-6, atol=1e-8,
         known_mistakes={
@@ -245,6 +248,9 @@ def check_vamp_log_prob(learner: Callable, *, strict: bool = False, seed: int = 
         hint="mu, log_var = encoder(u)  # (K, M); log_comp = log_normal_diag(z.unsqueeze(-2), mu, log_var)  # (B, K); "
              "return torch.logsumexp(log_comp, dim=-1) - math.log(K).",
     )
+    if strict or out is learner:  # right on the CPU: it must also follow its inputs' device
+        check_follows_device(learner, _vamp_reference, _vamp_cases(np.random.default_rng(seed)), name="vamp_log_prob")
+    return out
 
 
 # ----------------------------------------------------------------------------- KL warm-up
