@@ -90,7 +90,13 @@ def _post_parts(y, mu, Lam, A, b, L):
     return Sigma, ((y - b) @ L @ A + Lam @ mu) @ Sigma
 
 
+def _post_lg_in_place(y, mu, Lam, A, b, L):
+    y -= b  # the caller's y loses its offset
+    return _post_parts(y, mu, Lam, A, torch.zeros_like(b), L)[::-1]
+
+
 POSTERIOR_LG = {
+    "changes y in place": _post_lg_in_place,
     "the prior covariance": lambda y, mu, Lam, A, b, L: (_post_parts(y, mu, Lam, A, b, L)[1], INV(Lam)),
     "mean not multiplied by Sigma": lambda y, mu, Lam, A, b, L: ((y - b) @ L @ A + Lam @ mu,
                                                                  _post_parts(y, mu, Lam, A, b, L)[0]),
@@ -128,6 +134,8 @@ def _ll_in_place(X, W, mu, s2):
 
 
 LOG_LIKELIHOOD = {
+    "the mean over the data points, one number": lambda X, W, mu, s2: lg.log_normal_full(
+        X, mu, W @ W.T + s2 * _eye(W.shape[0])).mean(),
     "C where C^-1 belongs": lambda X, W, mu, s2: -0.5 * (
         X.shape[1] * math.log(2 * math.pi) + torch.logdet(W @ W.T + s2 * _eye(W.shape[0]))
         + ((X - mu) @ (W @ W.T + s2 * _eye(W.shape[0])) * (X - mu)).sum(1)),
@@ -224,7 +232,15 @@ EM_STEP = {
 
 
 # ----------------------------------------------------------------------------- NB04
+def _kl_in_place(m, lv):
+    var = lv.exp_()  # the caller's log_var becomes the variance
+    return 0.5 * (m**2 + var - var.log() - 1).sum(-1)
+
+
 KL = {
+    "changes log_var in place (exp_)": _kl_in_place,
+    "the mean's term alone": lambda m, lv: 0.5 * (m**2).sum(-1),
+    "the textbook's -KL without its -1/2": lambda m, lv: (1 + lv - m**2 - lv.exp()).sum(-1),
     "KL the other way round, KL(p || q)": lambda m, lv: 0.5 * ((1 + m**2) * (-lv).exp() + lv - 1).sum(-1),
     "mu^2 forgotten": lambda m, lv: 0.5 * (lv.exp() - lv - 1).sum(-1),
     "not summed (B, M)": lambda m, lv: 0.5 * (m**2 + lv.exp() - lv - 1),
@@ -232,6 +248,10 @@ KL = {
 }
 
 REPARAMETERIZE = {
+    "adds the noise into mu_z with add_": lambda m, lv: m.add_(torch.exp(0.5 * lv) * torch.randn_like(m)),
+    "one eps per data point, shared by its dimensions": lambda m, lv: m + torch.exp(0.5 * lv) * torch.randn(
+        m.shape[0], 1, dtype=m.dtype),
+    "softplus(log_var) as the standard deviation": lambda m, lv: m + F.softplus(lv) * torch.randn_like(m),
     "uniform noise": lambda m, lv: m + torch.exp(0.5 * lv) * torch.rand_like(m),
     "one eps shared by every sample": lambda m, lv: m + torch.exp(0.5 * lv) * torch.randn(m.shape[-1], dtype=m.dtype),
     "sqrt(log_var) as the std (NaN for negative log_var)": lambda m, lv: m + lv.sqrt() * torch.randn_like(m),
@@ -239,7 +259,16 @@ REPARAMETERIZE = {
     "returns (z, eps)": lambda m, lv: (m + torch.exp(0.5 * lv) * torch.randn_like(m), torch.randn_like(m)),
 }
 
+def _iwae_in_place(lw):
+    top = lw.max(0).values
+    lw -= top  # stabilised in the caller's tensor
+    return top + torch.log(torch.exp(lw).mean(0))
+
+
 IWAE = {
+    "changes log_w in place (subtracts the max)": _iwae_in_place,
+    "minus log(K - 1)": lambda lw: torch.logsumexp(lw, 0) - math.log(lw.shape[0] - 1),
+    "the softmax-weighted mean of the log-weights": lambda lw: (torch.softmax(lw, 0) * lw).sum(0),
     "logsumexp divided by K": lambda lw: torch.logsumexp(lw, 0) / lw.shape[0],
     "minus log B instead of log K": lambda lw: torch.logsumexp(lw, 0) - math.log(lw.shape[1]),
     "one number for the batch": lambda lw: (torch.logsumexp(lw, 0) - math.log(lw.shape[0])).mean(),
@@ -295,6 +324,7 @@ def _gather(table, x):
 
 
 CATEGORICAL = {
+    "log_softmax over the batch axis": lambda x, lg_: _gather(torch.log_softmax(lg_, 0), x).sum(-1),
     "cross-entropy, a loss (the sign is flipped)": lambda x, lg_: F.cross_entropy(
         lg_.permute(0, 2, 1), x, reduction="none").sum(-1),
     "one number for the batch": lambda x, lg_: -F.cross_entropy(lg_.reshape(-1, lg_.shape[-1]), x.reshape(-1),
@@ -309,6 +339,7 @@ def _var0(m):
 
 
 ACTIVE_UNITS = {
+    "one variance over all entries": lambda m, threshold=1e-2: (int(m.var() > threshold) * m.shape[1], m.var()),
     "threshold ignored (always 0.01)": lambda m, threshold=1e-2: (int((_var0(m) > 0.01).sum()), _var0(m)),
     "the fraction of active units, not their count": lambda m, threshold=1e-2: (
         float((_var0(m) > threshold).float().mean()), _var0(m)),

@@ -105,7 +105,13 @@ BINARIZE_LISTED = {
     "fixed seed inside": lambda x, generator=None: torch.bernoulli(x, generator=torch.Generator().manual_seed(0)),
     "draws into x itself": lambda x, generator=None: x.bernoulli_(generator=generator),
     "no draw was made": lambda x, generator=None: x.clone(),
-    "not the grey levels themselves": lambda x, generator=None: torch.bernoulli(x ** 2, generator=generator),
+    "not the grey levels themselves": [
+        lambda x, generator=None: torch.bernoulli(x ** 2, generator=generator),
+        # pixels read as 0-255: a share of ones far below the grey levels (once misnamed one coin per image)
+        lambda x, generator=None: torch.bernoulli(x / 255, generator=generator),
+    ],
+    "one random number for the whole batch": lambda x, generator=None: (
+        torch.rand(1, generator=generator) < x).float(),
 }
 
 
@@ -124,6 +130,21 @@ BINARIZE_UNLISTED = {
     "probabilities clipped to [0.1, 0.9]": (
         lambda x, generator=None: torch.bernoulli(x.clamp(0.1, 0.9), generator=generator), "pixel ("),
     "uniforms drawn without device=": (binarize_cpu_uniforms, "mixed devices"),
+    "integers (.long())": (lambda x, generator=None: torch.bernoulli(x, generator=generator).long(), "dtype"),
+    "torch.where(u < x, 1, 0) (integers)": (
+        lambda x, generator=None: torch.where(torch.rand(x.shape, generator=generator) < x, 1, 0), "dtype"),
+    "scaled back to pixel values (* 255)": (lambda x, generator=None: torch.bernoulli(x, generator=generator) * 255,
+                                            "values other than 0. and 1."),
+    "the images flattened into one vector": (lambda x, generator=None: torch.bernoulli(x.flatten(), generator=generator),
+                                             "shape"),
+    "the batch's mean image as the probabilities": (
+        lambda x, generator=None: torch.bernoulli(x.mean(0, keepdim=True).expand_as(x), generator=generator), "pixel ("),
+    "half the batch": (lambda x, generator=None: torch.bernoulli(x[: len(x) // 2], generator=generator), "shape"),
+    "bytes (.byte())": (lambda x, generator=None: torch.bernoulli(x, generator=generator).byte(), "dtype"),
+    "the first image's grey levels for every image": (
+        lambda x, generator=None: torch.bernoulli(x[:1].expand_as(x), generator=generator), "pixel ("),
+    "uniforms rounded, x forgotten": (lambda x, generator=None: torch.rand(x.shape, generator=generator).round(),
+                                      "pixel ("),
 }
 WRONG_ANSWERS = {"binarize": BINARIZE_LISTED}
 UNLISTED = {"binarize": BINARIZE_UNLISTED}

@@ -63,6 +63,9 @@ GRID_UNLISTED = {
     "computed in float32 (log-joints near -900 lose their decimals)": lambda lj, a, b: tuple(
         t.double() for t in grid_right(lj.float(), a, b)),
     "changes log_joint in place": grid_in_place,
+    "the posterior as a probability per node (softmax, no cell area)": lambda lj, a, b: (
+        grid_right(lj, a, b)[0], torch.log_softmax(lj.flatten(1), -1).reshape(lj.shape)),
+    "the cell area subtracted (- log(h1 h2))": lambda lj, a, b: grid_right(lj, 1.0 / a, 1.0 / b),
 }
 
 
@@ -219,6 +222,13 @@ def hh_over_norm(z, vs):  # divides by |v|, not |v|^2
     return out, torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
 
 
+def hh_batch_index(z, vs):
+    for k in range(vs.shape[1]):
+        v = vs[k]  # (K, M): the vectors of data point k, not reflection k of every data point
+        z = z - 2 * v * (v * z).sum(-1, keepdim=True) / (v * v).sum(-1, keepdim=True)
+    return z, torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
+
+
 HH_LISTED = {
     "not normalised": lambda z, vs: (_apply(z, vs, normalise=False), torch.zeros(z.shape[0], dtype=z.dtype)),
     "reverse order": lambda z, vs: hh_right(z, vs.flip(1)),
@@ -234,6 +244,7 @@ HH_UNLISTED = {
     "changes z in place (z -= ... in the loop)": hh_in_place,
     "the log-det made without device=": hh_cpu_log_det,
     "divides by |v| instead of |v|^2": hh_over_norm,
+    "vs[k] (data point k's vectors) instead of vs[:, k] (reflection k)": hh_batch_index,
 }
 
 

@@ -245,6 +245,17 @@ def mog_over_batch(z, means, log_vars, logits):
     return torch.logsumexp(lp + torch.log_softmax(logits, 0), dim=0)
 
 
+def mog_z_unsqueezed_in_place(z, means, log_vars, logits):
+    z.unsqueeze_(-2)  # (B, 1, M): the caller's z changes shape
+    lp = Normal(means, torch.exp(0.5 * log_vars)).log_prob(z).sum(-1)
+    return torch.logsumexp(lp + torch.log_softmax(logits, 0), dim=1)
+
+
+def mog_divides_by_std(z, means, log_vars, logits):  # (z - m)^2 / sigma instead of / sigma^2
+    quad = ((z[:, None] - means) ** 2 / torch.exp(0.5 * log_vars) + log_vars + math.log(2 * math.pi)).sum(-1)
+    return torch.logsumexp(-0.5 * quad + torch.log_softmax(logits, 0), dim=1)
+
+
 def vamp_cpu_weights(z, u, encoder):  # right on the CPU: the weights live there whatever u's device
     mu, log_var = encoder(u)
     w = torch.full((u.shape[0],), 1.0 / u.shape[0], dtype=mu.dtype)  # no device=
@@ -302,6 +313,8 @@ UNLISTED = {
         "the Gaussian's constant -M/2 log(2 pi) forgotten": mog_no_constant,
         "the mean over the dimensions instead of their sum": mog_mean_over_dims,
         "the logsumexp over the batch axis instead of the components": mog_over_batch,
+        "changes z in place (unsqueeze_)": mog_z_unsqueezed_in_place,
+        "the squared distance divided by the standard deviation": mog_divides_by_std,
     },
     "vamp_log_prob": {
         "the encoder run under torch.no_grad()": vamp_encoder_without_grad,
@@ -314,6 +327,10 @@ UNLISTED = {
         "divides by warmup_epochs = 0 (ZeroDivisionError)": lambda e, w: min(1.0, e / w),
         "no KL at all when there is no warm-up": lambda e, w: 0.0 if w == 0 else min(1.0, e / w),
         "one epoch early (epoch + 1)": lambda e, w: 1.0 if w == 0 else min(1.0, (e + 1) / w),
+        "a sigmoid ramp centred on warmup_epochs / 2": lambda e, w: 1.0 if w == 0 else 1 / (1 + math.exp(w / 2 - e)),
+        "warmup_epochs / epoch (the fraction upside down)": lambda e, w: 1.0 if w == 0 else min(1.0, w / e),
+        "reaches 1 one epoch early (divides by warmup_epochs - 1)": lambda e, w: 1.0 if w == 0 else min(1.0, e / (w - 1)),
+        "a quadratic ramp": lambda e, w: 1.0 if w == 0 else min(1.0, (e / w) ** 2),
     },
     "hierarchical_elbo": {
         "changes log_q_z1 in place": helbo_in_place,

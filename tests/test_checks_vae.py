@@ -155,14 +155,24 @@ def test_lecture_vae_not_done_gives_the_fixed_reference():
     assert x_hat.shape == (4, 6) and z.shape == mu_z.shape == log_var.shape == (4, 2)
 
 
+# the slide's code and the learner's structure, refused with a message of their own (no listed mistake)
+LECTURE_VAE_UNLISTED = {
+    "the slide's decoder line, self.dec2(x)": (SlideBugDecodesX, "self.dec2(x)"),
+    "the slide's nn.loss.mse": (SlideBugNnLossMse, "nn.loss.mse"),
+    "x_hat decoded from mu_z": (DecodesMean, "x_hat is not the decoder applied to z"),
+    "forward returns three tensors (the slide's)": (ThreeOutputs, "four tensors"),
+    "the layers renamed": (RenamedLayers, "enc1"),
+}
+
+
+@pytest.mark.parametrize("wrong, fragment", list(LECTURE_VAE_UNLISTED.values()), ids=list(LECTURE_VAE_UNLISTED))
+def test_lecture_vae_says_what_is_wrong_with_the_slide_code(wrong, fragment):
+    named(vchecks.check_lecture_vae, wrong, fragment)
+
+
 LECTURE_VAE_WRONG = {
-    "self.dec2(x)": SlideBugDecodesX,
-    "nn.loss.mse": SlideBugNnLossMse,
     "the slide's sign error": SlideBugSign,
     "log-VARIANCE": SlideBugLogStd,
-    "x_hat is not the decoder applied to z": DecodesMean,
-    "four tensors": ThreeOutputs,
-    "enc1": RenamedLayers,
     "MEAN squared error": MseMean,
     "plus sign": KlPlus,
     "constant D/2 log(2 pi)": NoConstant,
@@ -238,6 +248,7 @@ ACTIVE_UNITS_WRONG = {
 # the listed mistakes, written as a learner would: {exercise: {the mistake the check names: wrong answer(s)}}
 WRONG_ANSWERS = {"LectureVAE": LECTURE_VAE_WRONG, "log_px_categorical": CATEGORICAL_WRONG,
                  "active_units": ACTIVE_UNITS_WRONG}
+UNLISTED = {"LectureVAE": LECTURE_VAE_UNLISTED}
 
 
 def test_numpy_results_are_refused_with_a_clear_message():

@@ -283,12 +283,15 @@ def _known_mistake(known_mistakes, case: Case, got: Any, seed: int, rtol: float,
                    learner: Callable | None = None, other_cases: Sequence[tuple[Case, int]] = ()) -> str | None:
     """The description of the known mistake that ``got`` (the learner's output on ``case``) shows, else None.
 
-    Several mistakes can give the same output on one case (``epoch // W`` and ``(epoch - 1) / (W - 1)`` both
-    give 0 at epoch 1): then the learner's function is also run on ``other_cases`` ((case, seed) pairs) and
-    the mistake named is the first one that agrees with it on all of them, the one the answer really shows.
+    A mistake is named only when the learner's function agrees with it on every case: one case can fit
+    several mistakes (``epoch // W`` and ``(epoch - 1) / (W - 1)`` both give 0 at epoch 1), and a wrong answer
+    of another kind can fit one mistake on one case and not on the next. So the learner's function is also
+    run on ``other_cases`` ((case, seed) pairs) and each candidate is kept only where it gives the learner's
+    output there too (a case on which the learner's function raises tells nothing and is skipped); the first
+    candidate left, in the order of ``known_mistakes``, is named.
     """
     found = _matching_mistakes(known_mistakes, case, got, seed, rtol, atol)
-    if len(found) > 1 and learner is not None:
+    if found and learner is not None:
         for other, other_seed in other_cases:
             with torch.random.fork_rng():
                 torch.manual_seed(other_seed)
@@ -296,11 +299,9 @@ def _known_mistake(known_mistakes, case: Case, got: Any, seed: int, rtol: float,
                     mine = _copied(other).call(learner)
                 except Exception:
                     continue
-            keep = [d for d in found if d in _matching_mistakes({d: known_mistakes[d]}, other, mine, other_seed,
+            found = [d for d in found if d in _matching_mistakes({d: known_mistakes[d]}, other, mine, other_seed,
                                                                 rtol, atol)]
-            if keep:
-                found = keep
-            if len(found) == 1:
+            if not found:
                 break
     return found[0] if found else None
 

@@ -71,6 +71,9 @@ MISTAKES = {
     "shared_by_images":
         "one random number per pixel shared by all images (e.g. torch.rand(x.shape[-1])); draw one per pixel "
         "of each image: torch.rand(x.shape, generator=generator, device=x.device)",
+    "one_for_all":
+        "one random number for the whole batch (e.g. torch.rand(1)) decides every pixel of every image at once; "
+        "each pixel of each image needs a random number of its own",
     "not_grey_levels":
         "the probabilities are not the grey levels themselves: pixel d must be 1 with probability x_d",
     "inverted":
@@ -154,12 +157,19 @@ def check_binarize(binarize: Callable, *, strict: bool = False, seed: int = 0, q
     # independent draws: with every grey level 0.5, an image is all 0s or all 1s only by rare chance
     h = call(torch.full((400, 16), 0.5), seed + 3)
     if bool((h == h.flatten()[0]).all()):  # not a draw at all (one per image would differ between images)
+        if any(not torch.equal(call(torch.full((400, 16), 0.5), seed + 10 + k), h) for k in range(8)):
+            fail("every pixel of all images came out the same, 0 for some seeds and 1 for others, when every grey "
+                 "level is 0.5", MISTAKES["one_for_all"])
         fail(f"every pixel of all {len(h)} images came out {float(h.flatten()[0]):g} when every grey level is 0.5",
              MISTAKES["rescaled"])
-    if float((h == h[:, :1]).all(1).double().mean()) > 0.5:
+    constant = (h == h[:, :1]).all(1)  # the images that are all 0s or all 1s
+    ones = float((constant & (h[:, 0] == 1)).double().mean())
+    if float(constant.double().mean()) > 0.5 and 0.1 < ones < float(constant.double().mean()) - 0.1:
+        # both kinds, all-0 and all-1 images, each common: one coin per image (a share of ones far from 0.5
+        # that makes most images all 0s is told by the share below)
         fail("most images came out all 0s or all 1s when every grey level is 0.5",
              MISTAKES["one_per_image"])
-    if float((h == h[:1]).all(0).double().mean()) > 0.5:
+    if float((h == h[:1]).all(0).double().mean()) > 0.5 and 0 < float(h[0].double().mean()) < 1:
         fail("every image came out the same when every grey level is 0.5",
              MISTAKES["shared_by_images"])
     share_h = float(h.double().mean())  # pixels drawn independently: 6400 draws with probability 0.5
