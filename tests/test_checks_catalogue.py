@@ -33,6 +33,7 @@ from lvmlib.checks import variational as varchecks, vae as vaechecks
 from lvmlib.checks.vae import LectureVAE
 
 import wrong_answers
+from training_helpers import one_thread  # noqa: F401  (an autouse fixture: the checks' inputs are tiny)
 
 INV = torch.linalg.inv
 
