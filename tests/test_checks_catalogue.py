@@ -9,7 +9,8 @@ mistakes. Every entry is run through the check:
 - an unlisted wrong answer (a sign slip, a forgotten centring, an answer that changes its input in place,
   a wrong shape, ...) is rejected with an ExerciseError (not "not done yet") by the notebook's check cell
   and by the hidden test of an autograder (``strict=True, seed=1``), and no listed mistake is named;
-- a listed mistake, written as a learner would write it, is named as itself by the check cell.
+- a listed mistake, written as a learner would write it, is named as itself by the check cell;
+- no message hands over a line of the exercise's solution code (read from ``solutions/``).
 
 A last test feeds every known mistake of the checks of notebooks 00-05 (the check's own emulation) back to
 that check and asserts that the message names that mistake and no other: the check's inputs tell the
@@ -19,6 +20,7 @@ mistakes apart.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -468,6 +470,20 @@ def test_the_exercises_are_read_from_the_graded_cells_of_the_solutions(tmp_path)
     assert list(found) == ["kl"] and found["kl"].check is varchecks.check_kl_standard_normal
 
 
+_CODE: dict = {}
+
+
+def _assert_no_solution_code(exercise, message):
+    """A message names what is wrong; it never hands over a line of the solution's code."""
+    if not _CODE:
+        _CODE.update(wrong_answers.solution_code())
+    squeeze = lambda text: re.sub(r"\s+", "", text)  # noqa: E731
+    text = squeeze(message)
+    for line in _CODE.get(exercise, []):
+        code = squeeze(line).removeprefix("return")
+        assert len(code) < 24 or code not in text, f"the message gives the solution's line {line!r}:\n{message}"
+
+
 def _rejects(check, wrong, **kwargs) -> str:
     with pytest.raises(ExerciseError) as info:
         check(wrong, **kwargs)
@@ -482,6 +498,7 @@ def test_an_unlisted_wrong_answer_is_rejected_by_the_check_cell_and_the_hidden_t
     for kwargs in ({}, {"strict": True, "seed": 1}):  # the notebook's check cell, the hidden test
         message = _rejects(check, unlisted, **kwargs)
         assert "This is a known mistake" not in message, (label, kwargs, message)  # none of the listed ones
+        _assert_no_solution_code(exercise, message)
         if label.startswith("changes") and "in place" in label:
             assert "in place" in message, message
 
@@ -493,6 +510,7 @@ def test_a_listed_mistake_is_named_as_itself(exercise, mistake, listed):
     message = _rejects(check, listed)  # the notebook's check cell: there the message is read
     named = [line for line in message.splitlines() if "This is a known mistake: " in line]
     assert named and mistake in named[0], message
+    _assert_no_solution_code(exercise, message)
 
 
 def test_every_known_mistake_is_named_as_itself(exercise, description, emulation):

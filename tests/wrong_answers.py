@@ -73,6 +73,25 @@ def graded_exercises(solutions: Path = ROOT / "solutions") -> dict[str, Exercise
     return found
 
 
+def solution_code(solutions: Path = ROOT / "solutions") -> dict[str, list[str]]:
+    """{exercise: its solution's code lines} (between nbgrader's solution markers, comments and blank lines
+    dropped), read from the cell that defines the exercise's function or class."""
+    import nbformat
+
+    found: dict[str, list[str]] = {}
+    for path in sorted(solutions.glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type != "code" or "### BEGIN SOLUTION" not in cell.source:
+                continue
+            named = re.search(r"^(?:def|class) (\w+)", cell.source, re.M)
+            if not named:
+                continue
+            body = cell.source.split("### BEGIN SOLUTION", 1)[1].split("### END SOLUTION", 1)[0]
+            lines = [line.split("#", 1)[0].strip() for line in body.splitlines()]
+            found[named.group(1)] = [line for line in lines if line]
+    return found
+
+
 def _test_modules() -> list:
     if str(TESTS) not in sys.path:
         sys.path.insert(0, str(TESTS))

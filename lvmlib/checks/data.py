@@ -44,8 +44,8 @@ def _grey_levels(seed: int) -> torch.Tensor:
 # the mistakes the check names ("This is a known mistake: ..."), each told apart by the test that finds it
 MISTAKES = {
     "bernoulli_in_place":
-        "x.bernoulli_() draws into x itself and destroys the grey levels; torch.bernoulli(x, "
-        "generator=generator) returns a new tensor",
+        "x.bernoulli_() draws into x itself and destroys the grey levels; the caller's x must stay as it "
+        "was: make the draw into a new tensor",
     "booleans":
         "a comparison such as u < x gives True/False; the likelihood needs floats 0. and 1.: convert with "
         ".to(x.dtype) (or .float())",
@@ -64,7 +64,7 @@ MISTAKES = {
     "rescaled":
         "the grey levels were changed before the draw, e.g. rescaled with x / x.max() (which makes 0.5 into 1"
         " when no pixel is brighter): a deterministic rescaling of the probabilities, not one random number "
-        "per image. Draw each pixel with its grey level as it is: torch.bernoulli(x, generator=generator)",
+        "per image. Draw each pixel with its grey level as it is, unchanged",
     "one_per_image":
         "one random number per image (e.g. torch.rand(len(x), 1)) is shared by all its pixels; draw one per "
         "pixel: torch.rand(x.shape, generator=generator, device=x.device)",
@@ -100,7 +100,8 @@ def check_binarize(binarize: Callable, *, strict: bool = False, seed: int = 0, q
         lines = [f"{name}: not right yet — {problem}."]
         if mistake:
             lines.append(f"  This is a known mistake: {mistake}")
-        lines.append("  Hint: torch.bernoulli(x, generator=generator) draws each pixel with probability x.")
+        lines.append("  Hint: every call must draw each pixel afresh, 1 with probability its grey level, from the "
+                     "generator passed in, on x's device.")
         raise ExerciseError("\n".join(lines))
 
     def call(x: torch.Tensor, gen_seed: int):

@@ -113,8 +113,8 @@ def check_grid_posterior(learner: Callable, *, strict: bool = False, seed: int =
             "the logsumexp also ran over the batch: every data point has its own p(x); sum over the grid "
             "axes (-2, -1) only.": _grid_over_batch,
         },
-        hint="log_px = torch.logsumexp(log_joint.flatten(-2), dim=-1) + math.log(h1 * h2); then subtract it "
-             "(log_px[:, None, None]) from log_joint.",
+        hint="log p(x) is the log of the sum over the grid's nodes of p(x, z) times the cell area, computed in "
+             "log space, one per data point; the log-posterior is the log-joint minus it.",
     )
 
 
@@ -181,7 +181,8 @@ def check_kl_by_quadrature(learner: Callable, *, strict: bool = False, seed: int
             "the KL was summed over the batch: return one KL per data point, shape (B,).": _kl_batch_sum,
             "the integrand lacks q: KL is an expectation under q, sum q (log q - log p) h1 h2.": _kl_unweighted,
         },
-        hint="q = log_q.exp(); return (q * (log_q - log_post)).sum(dim=(-2, -1)) * h1 * h2",
+        hint="the KL is an integral over z: the sum over the nodes of q(z) (log q(z) - log p(z|x)) times the "
+             "cell area, one value per data point.",
     )
 
 
@@ -229,8 +230,8 @@ def check_planar_step(learner: Callable, *, strict: bool = False, seed: int = 0)
             "the log-dets were summed over the batch: one log-det per data point, shape (B,).":
                 _planar_variant(reduce=True),
         },
-        hint="u_hat = u + (-1 + softplus(w.u) - w.u) * w / |w|^2; h = tanh(w.z + b); "
-             "log_det = log|1 + u_hat . (1 - h^2) w|.",
+        hint="constrain u to u_hat (so that w . u_hat > -1), move z along u_hat by tanh(w.z + b), and take the "
+             "log-det from the matrix determinant lemma, one per data point.",
     )
     if strict or out is learner:  # right on the CPU: it must also follow its inputs' device
         check_follows_device(learner, planar_step, _planar_cases(np.random.default_rng(seed)), name="planar_step")
@@ -287,7 +288,8 @@ def check_householder_chain(learner: Callable, *, strict: bool = False, seed: in
             "a reflection is I - 2 v v^T / |v|^2, with the factor 2 (I - v v^T/|v|^2 is a projection, not "
             "invertible).": _hh_variant(factor=1.0),
         },
-        hint="for k in range(K): v = vs[:, k]; z = z - 2 * v * (v * z).sum(-1, keepdim=True) / (v * v).sum(-1, keepdim=True)",
+        hint="apply the K reflections in order, each to the previous one's output (a reflection through the "
+             "hyperplane orthogonal to v_k); reflections keep volumes.",
     )
     if strict or out is learner:  # right on the CPU: it must also follow its inputs' device
         check_follows_device(learner, householder_chain, _hh_cases(np.random.default_rng(seed)),
@@ -505,9 +507,8 @@ def _check_refine(learner, strict, seed):
             "tensors the loss is computed from.": _refine_no_step,
             "the result still requires gradients: return mu.detach(), log_var.detach().": _refine_attached,
         },
-        hint="mu, log_var = (t.detach().clone().requires_grad_(True) for t in model.encode(x)); "
-             "opt = torch.optim.Adam([mu, log_var], lr=lr); each step: z = mu + exp(0.5 log_var) eps, "
-             "loss = -(model.log_px_given_z(x, z).mean(0) - model.kl(mu, log_var)).sum().",
+        hint="start new leaf tensors from the encoder's (mu, log_var), give only them to the optimiser (with lr), "
+             "each step raise the batch's ELBO at reparameterised samples, and return them detached.",
     )
     if strict or out is learner:  # right on the CPU: it must also follow its inputs' device
         model, x, _, lr = _refine_cases(np.random.default_rng(seed)).args

@@ -135,8 +135,8 @@ def check_mixture_log_prob(learner: Callable, *, strict: bool = False, seed: int
             "log_vars are log-VARIANCES; the standard deviation is exp(0.5 * log_vars).": _mog_log_std,
             "the max over components is only an approximation of the logsumexp.": _mog_max,
         },
-        hint="log_comp = log_normal_diag(z.unsqueeze(-2), means, log_vars)  # (B, K); "
-             "return torch.logsumexp(log_comp + torch.log_softmax(logits, 0), dim=-1).",
+        hint="score z under each component as one M-dimensional Gaussian (a (B, K) table), add the log mixing "
+             "weights made from the logits, and combine the components in log space.",
     )
     if strict or out is learner:  # right on the CPU: it must also follow its inputs' device
         check_follows_device(learner, _mog_reference, _mog_case_list(seed, 1)[0], name="mixture_log_prob")
@@ -245,8 +245,8 @@ def check_vamp_log_prob(learner: Callable, *, strict: bool = False, seed: int = 
             "log K is subtracted once per mixture, not once per latent dimension.": _vamp_log_k_per_dimension,
             "subtract log K (the weights are 1/K), do not add it.": _vamp_plus_log_k,
         },
-        hint="mu, log_var = encoder(u)  # (K, M); log_comp = log_normal_diag(z.unsqueeze(-2), mu, log_var)  # (B, K); "
-             "return torch.logsumexp(log_comp, dim=-1) - math.log(K).",
+        hint="the encoder at the K pseudo-inputs gives the K components; score z under each (a (B, K) table) "
+             "and average the K densities in log space.",
     )
     if strict or out is learner:  # right on the CPU: it must also follow its inputs' device
         check_follows_device(learner, _vamp_reference, _vamp_cases(np.random.default_rng(seed)), name="vamp_log_prob")
@@ -325,7 +325,8 @@ def check_kl_warmup(learner: Callable, *, strict: bool = False, seed: int = 0) -
             "that is no warm-up: the weight grows linearly from 1/warmup_epochs to 1.": _warmup_never,
             "the weight GROWS from near 0 to 1 (the KL is switched on gradually), it does not decay.": _warmup_inverted,
         },
-        hint="return 1.0 if warmup_epochs == 0 else min(1.0, epoch / warmup_epochs)",
+        hint="the weight grows linearly with the 1-based epoch, reaches 1 at epoch warmup_epochs and stays there; "
+             "warmup_epochs = 0 means no warm-up.",
     )
 
 
@@ -393,6 +394,6 @@ def check_hierarchical_elbo(learner: Callable, *, strict: bool = False, seed: in
             "the KL terms are SUBTRACTED from the reconstruction term: elbo = re - kl_z1 - kl_z2.": _helbo_plus,
             "return one value per data point (B,), not batch means.": _helbo_mean,
         },
-        hint='return {"re": log_px_z1, "kl_z1": log_q_z1 - log_p_z1_z2, "kl_z2": log_q_z2 - log_p_z2, '
-             '"elbo": re - kl_z1 - kl_z2}',
+        hint="each level's KL at the sample is its posterior's log-density minus its own prior's; the ELBO "
+             "subtracts both from the reconstruction term, one value per data point.",
     )
