@@ -474,7 +474,9 @@ _CODE: dict = {}
 
 
 def _assert_no_solution_code(exercise, message):
-    """A message names what is wrong; it never hands over a line of the solution's code."""
+    """A message names what is wrong; it never hands over a line of the solution's code, and prints numbers
+    as numbers (no tensor or 0-d array repr)."""
+    assert "array()" not in message and not re.search(r"(?<![.\w])tensor\(", message), message
     if not _CODE:
         _CODE.update(wrong_answers.solution_code())
     squeeze = lambda text: re.sub(r"\s+", "", text)  # noqa: E731

@@ -255,7 +255,9 @@ def compare(expected: Any, got: Any, rtol: float, atol: float, where: str = "the
     if np.allclose(g_arr, e_arr, rtol=rtol, atol=atol, equal_nan=True):
         return None
     diff = np.abs(g_arr - e_arr)
-    worst = np.unravel_index(np.nanargmax(diff), diff.shape) if diff.ndim else ()
+    if not diff.ndim:  # one number: the two numbers say it all
+        return f"{where} differs from the reference: expected {_describe(e_arr)}, got {_describe(g_arr)}"
+    worst = np.unravel_index(np.nanargmax(diff), diff.shape)
     return (
         f"{where} differs from the reference: expected {_describe(e_arr)}, got {_describe(g_arr)}; "
         f"largest difference {float(diff[worst]):.3g} at index {tuple(int(i) for i in worst)}"
