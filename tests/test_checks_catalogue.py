@@ -486,6 +486,25 @@ def _assert_no_solution_code(exercise, message):
         assert len(code) < 24 or code not in text, f"the message gives the solution's line {line!r}:\n{message}"
 
 
+def test_the_inventory_refuses_a_table_for_no_exercise_and_a_label_given_twice(monkeypatch):
+    import types
+
+    fake = types.SimpleNamespace(__name__="test_checks_fake", UNLISTED={"no_such_exercise": {"x": len}})
+    monkeypatch.setattr(wrong_answers, "_test_modules", lambda: [fake])
+    with pytest.raises(KeyError, match="no_such_exercise"):
+        wrong_answers.inventory()
+    twice = types.SimpleNamespace(__name__="test_checks_twice", UNLISTED={"log_joint": {"a slip": len}})
+    monkeypatch.setattr(wrong_answers, "_test_modules", lambda: [twice, twice])
+    with pytest.raises(ValueError, match="repeats 'a slip'"):
+        wrong_answers.inventory()
+    # the rule: five in all, as many unlisted as listed (or more)
+    ex = wrong_answers.Exercise("x", "00_x.ipynb", len, listed=[("m", len)] * 2, unlisted=[("u", len)] * 3)
+    assert ex.follows_the_rule()
+    ex.listed += [("m", len)] * 2
+    assert not ex.follows_the_rule()  # 4 listed, 3 unlisted
+    assert not wrong_answers.Exercise("x", "00_x.ipynb", len, unlisted=[("u", len)] * 4).follows_the_rule()
+
+
 def _rejects(check, wrong, **kwargs) -> str:
     with pytest.raises(ExerciseError) as info:
         check(wrong, **kwargs)

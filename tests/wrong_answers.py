@@ -63,7 +63,11 @@ def graded_exercises(solutions: Path = ROOT / "solutions") -> dict[str, Exercise
         for cell in nbformat.read(path, as_version=4).cells:
             if cell.cell_type != "code" or not cell.get("metadata", {}).get("nbgrader", {}).get("grade"):
                 continue
-            for name, module, check in _CHECK_CALL.findall(cell.source):
+            calls = _CHECK_CALL.findall(cell.source)
+            if not calls and "checks." in cell.source:
+                raise ValueError(f"{path.name}: a graded cell calls a check in a form not read here "
+                                 f"(expected `name = checks.<module>.check_<name>(name)`):\n{cell.source}")
+            for name, module, check in calls:
                 fn = getattr(importlib.import_module(f"lvmlib.checks.{module}"), check)
                 if name in found and found[name].check is not fn:
                     raise ValueError(f"{path.name}: the exercise {name!r} is checked by two different checks")
