@@ -250,7 +250,13 @@ KL = {
     "summed over the batch (M,)": lambda m, lv: 0.5 * (m**2 + lv.exp() - lv - 1).sum(0),
 }
 
+def _rp_no_grad(m, lv):
+    with torch.no_grad():  # "sampling needs no gradient": but z must carry them to mu_z and log_var
+        return m + torch.exp(0.5 * lv) * torch.randn_like(m)
+
+
 REPARAMETERIZE = {
+    "the draw made under torch.no_grad()": _rp_no_grad,
     "adds the noise into mu_z with add_": lambda m, lv: m.add_(torch.exp(0.5 * lv) * torch.randn_like(m)),
     "one eps per data point, shared by its dimensions": lambda m, lv: m + torch.exp(0.5 * lv) * torch.randn(
         m.shape[0], 1, dtype=m.dtype),

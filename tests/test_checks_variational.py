@@ -127,7 +127,8 @@ IWAE_WRONG = {
     "needs its 1/K": lambda lw: torch.logsumexp(lw, 0),
     "is the ELBO": lambda lw: lw.mean(0),
     "underflows": [lambda lw: torch.log(torch.exp(lw).mean(0)),
-                   lambda lw: torch.log(torch.exp(lw).sum(0)) - math.log(lw.shape[0])],
+                   lambda lw: torch.log(torch.exp(lw).sum(0)) - math.log(lw.shape[0]),
+                   lambda lw: torch.log(torch.exp(lw.float()).mean(0)).double()],  # float32 underflows sooner
     "FIRST axis": lambda lw: torch.logsumexp(lw, 1) - math.log(lw.shape[1]),
     "largest weight": lambda lw: lw.max(0).values,
     "MINUS log K": lambda lw: torch.logsumexp(lw, 0) + math.log(lw.shape[0]),
