@@ -1,4 +1,4 @@
-"""The core exercises of notebooks 02-05: partial diagnosis, hints on demand.
+"""The core exercises of notebooks 02-07: partial diagnosis, hints on demand.
 
 For each core check: an independent right answer (NumPy/SciPy or torch.distributions, not
 lvmlib) passes; an unfinished one gets the reference; six plausible wrong answers, three of
@@ -18,6 +18,7 @@ from lvmlib import checks, ppca
 from lvmlib.checks import ExerciseError, ExerciseNotDone, Part, hints, check_function
 from lvmlib.checks import ppca as pchecks
 from lvmlib.checks import vae as vchecks
+from lvmlib.checks import training as tchecks
 from lvmlib.checks import variational as qchecks
 from check_helpers import not_done
 
@@ -267,3 +268,85 @@ def test_the_references_refuse_bad_input_by_name():
     with pytest.raises(ValueError, match="max_iter"):
         ppca.em_until_converged(torch.randn(10, 3, dtype=torch.float64), torch.randn(3, 1, dtype=torch.float64), 1.0,
                                 max_iter=0)
+
+
+# ------------------------------------------------------------------ 06: train_epoch
+def epoch_right(model, optimizer, x, batch_size, generator=None):
+    """Written from the statement, not from lvmlib: the data on x's device, one read at the end."""
+    n = x.shape[0]
+    order = torch.randperm(n, generator=generator, device=x.device)
+    batch_losses, sizes = [], []
+    for chunk in torch.split(order, batch_size):
+        xb = torch.bernoulli(x.index_select(0, chunk), generator=generator)
+        loss = model(xb, generator=generator, check=False)["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        batch_losses.append(loss.detach())
+        sizes.append(len(chunk))
+    return float((torch.stack(batch_losses) * x.new_tensor(sizes)).sum() / n)
+
+
+def test_train_epoch_passes_right_answers_and_refuses_unfinished():
+    check = tchecks.check_train_epoch
+    assert check(epoch_right) is epoch_right
+    check(epoch_right, strict=True, seed=1)
+    not_done(check)
+
+
+TRAIN_EPOCH_LISTED = {  # the mistake's option of the planted answer: (the part named first, words of the mistake)
+    "item per batch": (dict(read="item"), "host reads", "loss.item()"),
+    "model's checks on": (dict(check=True), "host reads", "with its checks on"),
+    "permutation on the CPU": (dict(perm_device="cpu"), "the device", "made on the CPU"),
+    "no shuffle": (dict(shuffle="none"), "the batches", "not shuffled"),
+    "threshold": (dict(binar="threshold"), "fresh binary images", "fixed threshold"),
+    "generator seeded inside": (dict(binar="seeded_inside"), "the binary images", "seeded inside"),
+    "global generator": (dict(binar="global"), "the binary images", "global generator"),
+    "mean of batch losses": (dict(reduce="per_batch"), "the mean loss", "short last batch like a full one"),
+    "sum": (dict(reduce="sum"), "the mean loss", "the SUM"),
+    "batches x batch_size": (dict(reduce="batches_times_size"), "the mean loss", "number of batches x batch_size"),
+    "no zero_grad": (dict(zero="never"), "the update", "not zeroed"),
+    "one step per epoch": (dict(step="epoch"), "the update", "one optimizer step per epoch"),
+}
+
+
+@pytest.mark.slow  # each about 1-3 s: the check runs two epochs, a meta-device epoch and the planted mistakes
+@pytest.mark.parametrize("label", list(TRAIN_EPOCH_LISTED))
+def test_train_epoch_names_each_listed_mistake(label):
+    options, part, words = TRAIN_EPOCH_LISTED[label]
+    assert_caught(tchecks.check_train_epoch, lambda *a: tchecks._epoch(*a, **options), part, words)
+
+
+def test_train_epoch_lists_every_planted_mistake():
+    assert len(tchecks.MISTAKES) == len(TRAIN_EPOCH_LISTED) >= 6
+    for _, _, words in TRAIN_EPOCH_LISTED.values():
+        assert sum(words in d for d in tchecks.MISTAKES) == 1, words
+
+
+def _epoch_with(**options):
+    return lambda *a: tchecks._epoch(*a, **options)
+
+
+UNLISTED["train_epoch"] = {
+    "grey images fed to the Bernoulli decoder": (_epoch_with(binar="grey"), "fresh binary images"),
+    "the whole data set binarized up front": (_epoch_with(binar="whole"), "the binary images"),
+    "Bernoulli(1 - x)": (_epoch_with(binar="flipped"), "the batches"),  # its index pixels flip too
+    "batches drawn with replacement": (_epoch_with(shuffle="replacement"), "the batches"),
+    "the permutation from the global generator": (_epoch_with(shuffle="global"), "the batches"),
+    "the short last batch dropped": (_epoch_with(last=False), "the batches"),
+    "the model's noise from the global generator": (_epoch_with(noise="global"), "the binary images"),  # the generator's stream shifts
+    "backward() but no optimizer step": (_epoch_with(step="none"), "the update"),
+    "zero_grad() between backward() and step()": (_epoch_with(zero="between"), "the update"),
+    "the batch losses summed unweighted, over N": (_epoch_with(reduce="unweighted"), "the mean loss"),
+    "the last batch's loss returned": (_epoch_with(reduce="last"), "the mean loss"),
+    "the total copied to the host per batch (.cpu())": (_epoch_with(read="cpu"), "host reads"),
+    "a NaN guard bool(torch.isnan(loss)) per batch": (_epoch_with(read="nan_guard"), "host reads"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("label", list(UNLISTED["train_epoch"]))
+def test_train_epoch_catches_unlisted_mistakes(label):
+    fn, part = UNLISTED["train_epoch"][label]
+    assert_caught(tchecks.check_train_epoch, fn, part)
+    assert len(UNLISTED["train_epoch"]) >= len(tchecks.MISTAKES)
