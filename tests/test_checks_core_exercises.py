@@ -17,6 +17,7 @@ from scipy import special, stats
 from lvmlib import checks, ppca
 from lvmlib.checks import ExerciseError, ExerciseNotDone, Part, hints, check_function
 from lvmlib.checks import ppca as pchecks
+from lvmlib.checks import priors as prchecks
 from lvmlib.checks import vae as vchecks
 from lvmlib.checks import training as tchecks
 from lvmlib.checks import variational as qchecks
@@ -65,7 +66,8 @@ def test_diagnosis_names_wrong_and_right_parts_and_a_relation():
 def test_hints_come_one_at_a_time_never_the_solution():
     hints.reset()
     every = hints.all_hints()
-    assert {"fit_and_score", "em_until_converged", "k_sample_bounds", "vae_step"} <= set(every)
+    assert {"fit_and_score", "em_until_converged", "k_sample_bounds", "vae_step", "train_epoch", "rate_terms",
+            "iwae_bound", "LectureVAE"} <= set(every)
     for name, texts in every.items():
         assert 2 <= len(texts) <= 3
         shown = [hints.hint(name, show=False) for _ in range(len(texts) + 1)]
@@ -73,7 +75,10 @@ def test_hints_come_one_at_a_time_never_the_solution():
         assert shown[-1] == shown[-2] and "last hint" in shown[-1]  # the last one repeats
         assert "Hint 1 of" in hints.hint(name, 1, show=False)
     for code_line in ("torch.logsumexp(log_w, dim=0) - math.log(K)", "-(re - beta * kl).mean()",
-                      "eigenvalues[n_components:].mean()", "history[-1] - history[-2] < tol"):
+                      "eigenvalues[n_components:].mean()", "history[-1] - history[-2] < tol",
+                      "torch.randperm(n, generator=generator, device=x.device)", "(total / n).item()",
+                      "torch.logsumexp(table, dim=-1) - math.log(N)", "torch.exp(0.5 * log_var)",
+                      "torch.logsumexp(log_w, dim=0)"):
         assert not any(code_line in t for texts in every.values() for t in texts)
     with pytest.raises(KeyError, match="exercises with hints"):
         checks.hint("no_such_exercise")
@@ -350,3 +355,91 @@ def test_train_epoch_catches_unlisted_mistakes(label):
     fn, part = UNLISTED["train_epoch"][label]
     assert_caught(tchecks.check_train_epoch, fn, part)
     assert len(UNLISTED["train_epoch"]) >= len(tchecks.MISTAKES)
+
+
+# ------------------------------------------------------------------ 07: rate_terms
+def rate_right(mu_z, log_var, eps, log_prior):
+    """SciPy's densities in float64 and its logsumexp over the mixture's components; the prior is the given one."""
+    mu, lv, e = _np(mu_z).astype(np.float64), _np(log_var).astype(np.float64), _np(eps).astype(np.float64)
+    sd = np.exp(0.5 * lv)
+    z = mu + sd * e  # (S, N, M)
+    log_q_zx = stats.norm.logpdf(z, mu, sd).sum(-1)  # (S, N)
+    table = stats.norm.logpdf(z[:, :, None, :], mu, sd).sum(-1)  # (S, N, N)
+    log_q_z = special.logsumexp(table, axis=-1, b=1.0 / mu.shape[0])
+    log_p_z = _np(log_prior(torch.as_tensor(z, dtype=torch.float32)))
+    return {"log_q_zx": log_q_zx, "log_q_z": log_q_z, "log_p_z": log_p_z,
+            "rate": float(np.mean(log_q_zx - log_p_z)), "mutual_info": float(np.mean(log_q_zx - log_q_z)),
+            "marginal_kl": float(np.mean(log_q_z - log_p_z))}
+
+
+def test_rate_terms_passes_right_answers_and_refuses_unfinished():
+    check = prchecks.check_rate_terms
+    assert check(rate_right) is rate_right
+    check(rate_right, strict=True, seed=1)
+    not_done(check)
+
+
+RATE_LISTED = {  # the planted answer's option: (the part named first, words of the named mistake)
+    "logsumexp without - log N": (dict(agg="no_log_n"), "log_q_z", "log of their SUM"),
+    "mutual information with the prior": (dict(mi="prior"), "mutual_info", "not with the prior"),
+    "KL(q(z) || p(z)) with the wrong sign": (dict(mkl="sign"), "marginal_kl", "the wrong sign"),
+    "the mean of the logs (averaging inside the log)": (dict(agg="mean_of_logs"), "log_q_z", "Jensen"),
+    "exp() then log in float32": (dict(agg="naive"), "log_q_z", "underflows in float32"),
+    "q(z) = image n's own posterior": (dict(agg="own"), "log_q_z", "ALL N posteriors"),
+    "the variance as the scale of z": (dict(std="var"), "log_q_zx", "the variance, as its scale"),
+}
+
+
+@pytest.mark.parametrize("label", list(RATE_LISTED))
+def test_rate_terms_names_each_listed_mistake(label):
+    options, part, words = RATE_LISTED[label]
+    assert_caught(prchecks.check_rate_terms, lambda *a: prchecks._rt(*a, **options), part, words)
+    assert len(prchecks.RATE_MISTAKES) == len(RATE_LISTED) >= 6
+
+
+def _rt_with(**options):
+    return lambda *a: prchecks._rt(*a, **options)
+
+
+UNLISTED["rate_terms"] = {
+    "+ log N instead of - log N": (_rt_with(agg="plus_log_n"), "log_q_z"),
+    "the log-sum-exp over the samples' images, not the posteriors": (_rt_with(agg="wrong_axis"), "log_q_z"),
+    "the rate in closed form (not from the same samples)": (_rt_with(rate="closed"), "rate"),
+    "the standard normal instead of the given prior": (_rt_with(prior="standard"), "log_p_z"),
+    "the mutual information with the wrong sign": (_rt_with(mi="sign"), "mutual_info"),
+    "log q(z|x) with 2 log_var": (_rt_with(qzx="var"), "log_q_zx"),
+    "z = mu_z (no noise)": (_rt_with(std="none"), "log_q_zx"),
+}
+
+
+@pytest.mark.parametrize("label", list(UNLISTED["rate_terms"]))
+def test_rate_terms_catches_unlisted_mistakes(label):
+    fn, part = UNLISTED["rate_terms"][label]
+    assert_caught(prchecks.check_rate_terms, fn, part)
+    assert len(UNLISTED["rate_terms"]) >= len(prchecks.RATE_MISTAKES)
+
+
+def test_rate_terms_reference_agrees_with_the_closed_form_rate():
+    """The Monte Carlo rate against the closed-form average KL to N(0, I), within 4 standard errors; the
+    identity rate = mutual_info + marginal_kl to rounding; 0 <= I <= log N up to noise."""
+    from lvmlib import variational
+    g = torch.Generator().manual_seed(0)
+    N, M, S = 40, 2, 400
+    mu, lv = 1.5 * torch.randn(N, M, generator=g, dtype=torch.float64), -2 * torch.rand(N, M, generator=g,
+                                                                                         dtype=torch.float64)
+    out = variational.rate_terms(mu, lv, torch.randn(S, N, M, generator=g, dtype=torch.float64), _std_normal)
+    q = torch.distributions.Normal(mu, torch.exp(0.5 * lv))
+    closed = torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, 1.0)).sum(-1).mean()
+    per_sample = out["log_q_zx"] - out["log_p_z"]
+    se = (per_sample.var(0).mean() / (S * N)).sqrt()  # the error of the mean over s of each image's S samples
+    assert abs(out["rate"] - closed) < 4 * se, (float(out["rate"]), float(closed), float(se))
+    assert abs(out["rate"] - out["mutual_info"] - out["marginal_kl"]) < 1e-10
+    assert -0.05 < out["mutual_info"] < math.log(N) and out["marginal_kl"] > -0.05
+    with pytest.raises(ValueError, match=r"eps must have shape \(S, N, M\)"):
+        variational.rate_terms(mu, lv, torch.zeros(3, N), _std_normal)
+    with pytest.raises(TypeError, match="log_prior must be a function"):
+        variational.rate_terms(mu, lv, torch.zeros(3, N, M, dtype=torch.float64), None)
+
+
+def _std_normal(z):
+    return torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)

@@ -48,7 +48,7 @@ def test_learner_copy_has_no_solutions_hidden_tests_or_outputs(path):
         f"solutions/{path.name} is committed with outputs: clear them"
 
 
-@pytest.mark.parametrize("path", [p for p in SOLUTIONS if p.name[:2] in {"02", "03", "04", "05", "06"}], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [p for p in SOLUTIONS if p.name[:2] in {"02", "03", "04", "05", "06", "07", "08"}], ids=lambda p: p.name)
 def test_challenge_questions_end_the_notebook_and_their_discussion_stays_in_solutions(path):
     solution = nbformat.read(str(path), as_version=4)
     learner = nbformat.read(str(ROOT / "notebooks" / path.name), as_version=4)
