@@ -355,6 +355,9 @@ def test_train_epoch_catches_unlisted_mistakes(label):
     fn, part = UNLISTED["train_epoch"][label]
     assert_caught(tchecks.check_train_epoch, fn, part)
     assert len(UNLISTED["train_epoch"]) >= len(tchecks.MISTAKES)
+    with pytest.raises(ExerciseError) as info:  # the hidden test, on other inputs
+        tchecks.check_train_epoch(fn, strict=True, seed=1)
+    assert not isinstance(info.value, ExerciseNotDone)
 
 
 # ------------------------------------------------------------------ 07: rate_terms
@@ -417,6 +420,9 @@ def test_rate_terms_catches_unlisted_mistakes(label):
     fn, part = UNLISTED["rate_terms"][label]
     assert_caught(prchecks.check_rate_terms, fn, part)
     assert len(UNLISTED["rate_terms"]) >= len(prchecks.RATE_MISTAKES)
+    with pytest.raises(ExerciseError) as info:  # the hidden test, on other inputs
+        prchecks.check_rate_terms(fn, strict=True, seed=1)
+    assert not isinstance(info.value, ExerciseNotDone)
 
 
 def test_rate_terms_reference_agrees_with_the_closed_form_rate():
