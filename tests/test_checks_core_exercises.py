@@ -292,6 +292,29 @@ def epoch_right(model, optimizer, x, batch_size, generator=None):
     return float((torch.stack(batch_losses) * x.new_tensor(sizes)).sum() / n)
 
 
+def test_train_epoch_reference_matches_an_independent_epoch_and_refuses_bad_input():
+    from lvmlib import vae
+    from lvmlib.training.batches import train_epoch
+    x = torch.rand(11, 6, generator=torch.Generator().manual_seed(0))
+    results = []
+    for fn in (train_epoch, epoch_right):
+        torch.manual_seed(0)
+        model = vae.VAE(vae.VAEConfig(D=6, M=2, H=8, likelihood="bernoulli", device="cpu"))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        loss = fn(model, opt, x, 4, torch.Generator().manual_seed(3))
+        results.append((loss, torch.cat([p.detach().reshape(-1) for p in model.parameters()])))
+    assert isinstance(results[0][0], float) and results[0][0] == pytest.approx(results[1][0], rel=1e-6)
+    assert torch.allclose(results[0][1], results[1][1], atol=1e-7)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        train_epoch(model, opt, x, 0)
+    with pytest.raises(ValueError, match=r"x must be a float tensor of shape \(N, D\)"):
+        train_epoch(model, opt, x[0], 4)
+    with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer"):
+        train_epoch(model, None, x, 4)
+
+
+@pytest.mark.slow  # about 2-5 s: two epochs per case, and one on the meta device
 def test_train_epoch_passes_right_answers_and_refuses_unfinished():
     check = tchecks.check_train_epoch
     assert check(epoch_right) is epoch_right
