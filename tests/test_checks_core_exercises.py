@@ -362,7 +362,8 @@ UNLISTED["train_epoch"] = {
     "batches drawn with replacement": (_epoch_with(shuffle="replacement"), "the batches"),
     "the permutation from the global generator": (_epoch_with(shuffle="global"), "the batches"),
     "the short last batch dropped": (_epoch_with(last=False), "the batches"),
-    "the model's noise from the global generator": (_epoch_with(noise="global"), "the binary images"),  # the generator's stream shifts
+    # the generator's stream shifts:
+    "the model's noise from the global generator": (_epoch_with(noise="global"), "the binary images"),
     "backward() but no optimizer step": (_epoch_with(step="none"), "the update"),
     "zero_grad() between backward() and step()": (_epoch_with(zero="between"), "the update"),
     "the batch losses summed unweighted, over N": (_epoch_with(reduce="unweighted"), "the mean loss"),

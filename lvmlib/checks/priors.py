@@ -406,9 +406,9 @@ HINTS = {
         "image's posterior (broadcast z of shape (S, N, 1, M) against mu_z of shape (N, M)), which gives an (S, N, N) "
         "table of log-densities; the mixture's log-density reduces its last axis.",
         "Reduce that axis with a log-sum-exp and remember the weights: the log of a MEAN of N densities is the "
-        "log-sum-exp minus log N. Exponentiating first underflows in float32 (densities of e^-150), and the mean of the "
-        "logs is a different (smaller) number by Jensen's inequality. Compute all three terms from the same samples, "
-        "so that rate = mutual_info + marginal_kl holds to rounding.",
+        "log-sum-exp minus log N. Exponentiating first underflows in float32 (below about e^-104 a density is 0), "
+        "and the mean of the logs is a different (smaller) number by Jensen's inequality. Compute all three terms "
+        "from the same samples, so that rate = mutual_info + marginal_kl holds to rounding.",
     ),
 }
 
@@ -461,7 +461,8 @@ def _rate_cases(seed: int) -> list[Case]:
         eps = torch.as_tensor(rng.normal(size=(s, n, m)), dtype=torch.float32)
         return Case((mu, lv, eps, prior))
 
-    # a 2-D case, one with another prior, and one of 40 dimensions whose densities (e^-150) underflow in float32
+    # a 2-D case, one with another prior, and one of 40 dimensions whose densities (e^-127 to e^-148)
+    # underflow in float32
     return [case(6, 2, 5, 1.5, -2.0, 0.0, _standard_prior), case(5, 2, 4, 1.0, -1.5, 0.5, _ShiftedPrior()),
             case(4, 40, 3, 3.0, 3.8, 4.2, _standard_prior)]
 
@@ -489,8 +490,8 @@ RATE_MISTAKES = {
     "the wrong sign.": lambda *a: _rt(*a, mkl="sign"),
     "the mean of the log-densities is not the log of the mean density (Jensen): average the densities, i.e. "
     "log-sum-exp minus log N.": lambda *a: _rt(*a, agg="mean_of_logs"),
-    "exp() of the log-densities underflows in float32 (e^-150 is 0, and log 0 = -inf): reduce with "
-    "torch.logsumexp.": lambda *a: _rt(*a, agg="naive"),
+    "exp() of the log-densities underflows in float32 (below about e^-104 a density is 0, and log 0 = -inf): "
+    "reduce with torch.logsumexp.": lambda *a: _rt(*a, agg="naive"),
     "q(z) is the mixture of ALL N posteriors, not image n's own q(z|x_n) (that makes the mutual information 0).":
         lambda *a: _rt(*a, agg="own"),
     "z was drawn with exp(log_var), the variance, as its scale; the scale is exp(log_var / 2).":

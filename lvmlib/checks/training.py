@@ -126,7 +126,8 @@ def _recording(model):
     return seen
 
 
-_META_CACHE: dict = {}  # (function, case) -> count, for lvmlib's own functions only (the reference, the planted mistakes)
+# (function, case) -> count, for lvmlib's own functions only (the reference, the planted mistakes)
+_META_CACHE: dict = {}
 
 
 def _meta_run(fn: Callable, case_seed: int, batch_size: int) -> int:
