@@ -2,7 +2,8 @@
 
 The data are moved to the device once; a mini-batch is an index into them. Every term the
 model returns, a scalar or one value per example, is summed on the device and copied to the
-host once per epoch (``Accumulator``).
+host once per epoch (``Accumulator``). ``train_epoch`` is one such epoch written out by hand for a
+Bernoulli VAE with dynamic binarization (the reference of notebook 06's core exercise).
 """
 
 from __future__ import annotations
