@@ -370,6 +370,7 @@ UNLISTED["train_epoch"] = {
     "the last batch's loss returned": (_epoch_with(reduce="last"), "the mean loss"),
     "the total copied to the host per batch (.cpu())": (_epoch_with(read="cpu"), "host reads"),
     "a NaN guard bool(torch.isnan(loss)) per batch": (_epoch_with(read="nan_guard"), "host reads"),
+    "the total returned as a tensor (never read)": (_epoch_with(read="never"), "the result's type"),
 }
 
 

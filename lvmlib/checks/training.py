@@ -11,7 +11,7 @@ watching every tensor made there. What it compares, part by part (partial diagno
 - the binary images themselves (drawn with the generator, batch by batch);
 - the device: tensors made in the epoch on another device than the data's;
 - the update (zero_grad, backward, one step per batch), read from the parameters;
-- the mean loss returned, from the losses of the learner's own batches;
+- the mean loss returned, from the losses of the learner's own batches, as a Python float;
 - host reads (``.item()``, ``.cpu()``, ``float(t)``, ``.tolist()``, ``bool(t)``) per batch.
 """
 
@@ -200,6 +200,7 @@ def _summary(fn: Callable) -> Callable:
             "returned - (1/N) sum_b B_b loss_b": torch.tensor([float(torch.as_tensor(r)) - m if r is not None
                                                                else float("nan")
                                                                for r, m in zip(returned, mean_from_batches)]),
+            "a Python float returned": all(isinstance(r, float) for r in returned),
             "host reads per batch besides the final one": max(watch.reads - _EPOCHS, 0) / max(n_batches, 1),
         }
 
@@ -219,6 +220,8 @@ PARTS = (
          lambda out, case: out["parameters after two epochs"]),
     Part("the mean loss returned ((1/N) sum over YOUR batches of B_b * loss_b)",
          lambda out, case: out["returned - (1/N) sum_b B_b loss_b"]),
+    Part("the result's type (a Python float, read from the device once, after the loop)",
+         lambda out, case: out["a Python float returned"]),
     Part("host reads in the loop (.item(), .cpu(), float(t) per batch; one read at the end only)",
          lambda out, case: out["host reads per batch besides the final one"]),
 )
@@ -287,7 +290,7 @@ def _epoch(model, optimizer, x, batch_size, generator=None, *, perm_device="data
     result = {"weighted": lambda: total / n, "per_batch": lambda: torch.stack(losses).mean(),
               "sum": lambda: total, "batches_times_size": lambda: total / (len(losses) * batch_size),
               "unweighted": lambda: torch.stack(losses).sum() / n, "last": lambda: losses[-1]}[reduce]()
-    return result.item()
+    return result if read == "never" else result.item()
 
 
 MISTAKES = {
