@@ -69,3 +69,11 @@ def test_challenge_questions_end_the_notebook_and_their_discussion_stays_in_solu
     assert any(f'checks.hint("{core}")' in c.source for c in learner.cells)
     from tools.make_class_course import grading_notebook  # the class course's source: no discussion either
     assert not any("Discussion (solutions only)" in c.source for c in grading_notebook(solution).cells)
+
+
+def test_the_binarize_statement_does_not_print_its_answer():
+    nb = nbformat.read(str(ROOT / "notebooks" / "06_the_vae_on_a_gpu.ipynb"), as_version=4)
+    statement = next(c.source for c in nb.cells if c.cell_type == "markdown" and "`binarize`" in c.source
+                     and c.source.startswith("### Exercise"))
+    assert "generator=" in statement  # it asks for the generator ...
+    assert "torch.bernoulli" not in statement and "torch.rand(" not in statement  # ... without naming the call
