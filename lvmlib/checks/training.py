@@ -76,19 +76,26 @@ class _Watch:
             return out
         return make
 
+    def _patch(self, owner, name, make):
+        original = getattr(owner, name)
+        # (owner, name) -> the attribute to put back, or None where it was inherited (then it is deleted again)
+        self._saved[(owner, name)] = owner.__dict__.get(name)
+        setattr(owner, name, make(name, original))
+
     def __enter__(self):
         for name in _READS:
-            self._saved[(torch.Tensor, name)] = original = getattr(torch.Tensor, name)
-            setattr(torch.Tensor, name, self._read(name, original))
+            self._patch(torch.Tensor, name, self._read)
         if self.meta:
             for name in _FACTORIES:
-                self._saved[(torch, name)] = original = getattr(torch, name)
-                setattr(torch, name, self._factory(name, original))
+                self._patch(torch, name, self._factory)
         return self
 
     def __exit__(self, *exc):
         for (owner, name), original in self._saved.items():
-            setattr(owner, name, original)
+            if original is None:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
         self._saved.clear()
         return False
 
