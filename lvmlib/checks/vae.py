@@ -452,6 +452,16 @@ def check_active_units(learner: Callable, *, strict: bool = False, seed: int = 0
 
 # ----------------------------------------------------------------------------- core exercise: one training step
 HINTS = {
+    "LectureVAE": (
+        "Three methods, three fixes of the slide. reparameterize: the second half of the encoder's output is a "
+        "log-VARIANCE here, not a log standard deviation. forward: follow the tensor through the decoder step by step. "
+        "neg_elbo: one value per data point, the negative of (RE - KL).",
+        "The scale of z is the standard deviation, the square root of exp(log_var). In the slide's decoder the second "
+        "layer is applied to the wrong tensor: read which variable each line uses.",
+        "RE is a Gaussian log-density of x with mean x_hat and unit variance (log-variance 0), summed over the pixels "
+        "with its constant; the single-sample KL is the log-density of z under q(z|x) minus that under N(0, I), both "
+        "at the z that forward returned. No .mean() over the batch: the loss is (B,).",
+    ),
     "vae_step": (
         "Write the negative ELBO from its two terms: a reconstruction term log p(x|z) at ONE z drawn from "
         "q(z|x) with the given noise, and the KL from q(z|x) to the prior N(0, I), which for two Gaussians "

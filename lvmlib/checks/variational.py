@@ -296,6 +296,14 @@ def check_iwae_bound(learner: Callable, *, strict: bool = False, seed: int = 0) 
 
 # ----------------------------------------------------------------------------- core exercise: K-sample bounds
 HINTS = {
+    "iwae_bound": (
+        "The bound is the log of an AVERAGE of the K weights w_k = exp(log w_k), one average per data point: "
+        "which axis of log_w holds the K samples?",
+        "Computing exp(log_w) first fails: the log-weights of real data are often near -100 or -1000, and their "
+        "exponentials are 0 in floating point (the cell above shows where). Stay in log space.",
+        "torch has a stable log of a SUM of exponentials over one axis; the log of the average is that minus the "
+        "log of the number of terms.",
+    ),
     "k_sample_bounds": (
         "Everything comes from K log-weights per data point, log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x), "
         "one z_k per noise draw eps[k]. Both bounds are averages of the same K weights; they differ in where "
