@@ -278,6 +278,7 @@ IWAE = {
     "changes log_w in place (subtracts the max)": _iwae_in_place,
     "minus log(K - 1)": lambda lw: torch.logsumexp(lw, 0) - math.log(lw.shape[0] - 1),
     "the softmax-weighted mean of the log-weights": lambda lw: (torch.softmax(lw, 0) * lw).sum(0),
+    "the estimate of p(x), not its log": lambda lw: torch.exp(torch.logsumexp(lw, 0) - math.log(lw.shape[0])),
     "logsumexp divided by K": lambda lw: torch.logsumexp(lw, 0) / lw.shape[0],
     "minus log B instead of log K": lambda lw: torch.logsumexp(lw, 0) - math.log(lw.shape[1]),
     "one number for the batch": lambda lw: (torch.logsumexp(lw, 0) - math.log(lw.shape[0])).mean(),
@@ -385,7 +386,7 @@ UNLISTED = {
 
 # ----------------------------------------------------------------------------- the catalogue
 # entries whose check costs over a second a call (40,000 draws, a training-size batch, a refinement loop)
-SLOW = {"reparameterize", "LectureVAE", "vae_step", "refine_posterior"}
+SLOW = {"reparameterize", "LectureVAE", "vae_step", "refine_posterior", "train_epoch"}
 
 
 def _inventory():

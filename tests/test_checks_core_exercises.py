@@ -495,3 +495,10 @@ def test_rate_terms_reference_agrees_with_the_closed_form_rate():
 
 def _std_normal(z):
     return torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+
+
+# the listed mistakes of the core exercises of notebooks 06-07 for the catalogue (tests/wrong_answers.py):
+# {the words of the named mistake: (the planted answer, the part named first)}
+WRONG_ANSWERS["train_epoch"] = {words: (_epoch_with(**options), part)
+                                for options, part, words in TRAIN_EPOCH_LISTED.values()}
+WRONG_ANSWERS["rate_terms"] = {words: (_rt_with(**options), part) for options, part, words in RATE_LISTED.values()}
