@@ -4,12 +4,12 @@ The exercises are those whose graded check cell appears in ``solutions/*.ipynb``
 ``name = checks.<module>.check_<name>(name)``), found there and never listed by hand. Their wrong
 answers live in the test files of the checks, ``tests/test_checks_*.py``, as two module-level tables:
 
-``WRONG_ANSWERS``  ``{exercise: {mistake: wrong function}}``: answers that make a
-    mistake the check lists; the check must fail and its message must name that mistake (the line
-    "This is a known mistake: ..." contains ``mistake``).
-``UNLISTED``       ``{exercise: {label: wrong function}}``: plausible
-    wrong answers that are none of the check's listed mistakes; the check must fail, in the notebook's
-    check cell and in the hidden test, and name no listed mistake.
+``WRONG_ANSWERS``  ``{exercise: {mistake: wrong function}}``: answers that make a mistake the check
+    lists; the check must fail and its message must name that mistake (the line "This is a known
+    mistake: ..." contains ``mistake``).
+``UNLISTED``       ``{exercise: {label: wrong function}}``: plausible wrong answers that are none of the
+    check's listed mistakes; the check must fail, in the notebook's check cell and in the hidden test,
+    and name no listed mistake.
 
 In both, an entry may be a list of functions (one mistake written several ways) or a tuple whose first
 item is the function (the rest is for the test file that owns the table, e.g. the part to be named).
