@@ -22,15 +22,13 @@ from __future__ import annotations
 import math
 import re
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from lvmlib import checks, gaussian as lg
+from lvmlib import gaussian as lg
 from lvmlib.checks import ExerciseError, ExerciseNotDone
-from lvmlib.checks import _core
-from lvmlib.checks import gaussian as gchecks, generative as gen, ppca as pchecks
+from lvmlib.checks import ppca as pchecks
 from lvmlib.checks import variational as varchecks, vae as vaechecks
 from lvmlib.checks.vae import LectureVAE
 

@@ -98,7 +98,8 @@ BINARIZE_LISTED = {
     "inverted comparison": [lambda x, generator=None: (torch.rand(x.shape, generator=generator) > x).float(),
                             lambda x, generator=None: torch.bernoulli(1 - x, generator=generator)],
     "gives True/False": lambda x, generator=None: torch.rand(x.shape, generator=generator) < x,
-    "one random number per image": lambda x, generator=None: (torch.rand(x.shape[0], 1, generator=generator) < x).float(),
+    "one random number per image": lambda x, generator=None: (
+        torch.rand(x.shape[0], 1, generator=generator) < x).float(),
     "shared by all images": lambda x, generator=None: (torch.rand(x.shape[-1], generator=generator) < x).float(),
     "the generator argument is ignored": [lambda x, generator=None: torch.bernoulli(x),
                                           lambda x, generator=None: (torch.rand_like(x) < x).float()],
@@ -122,7 +123,8 @@ def binarize_cpu_uniforms(x, generator=None):
 
 # wrong answers the check refuses without naming a listed mistake: (function, what the message says)
 BINARIZE_UNLISTED = {
-    "a NumPy array": (lambda x, generator=None: torch.bernoulli(x, generator=generator).numpy(), "return a torch tensor"),
+    "a NumPy array": (lambda x, generator=None: torch.bernoulli(x, generator=generator).numpy(),
+                      "return a torch tensor"),
     "float64 for float32 grey levels": (lambda x, generator=None: torch.bernoulli(x, generator=generator).double(),
                                         "dtype"),
     "the first image only": (lambda x, generator=None: torch.bernoulli(x, generator=generator)[0], "shape"),
@@ -135,10 +137,11 @@ BINARIZE_UNLISTED = {
         lambda x, generator=None: torch.where(torch.rand(x.shape, generator=generator) < x, 1, 0), "dtype"),
     "scaled back to pixel values (* 255)": (lambda x, generator=None: torch.bernoulli(x, generator=generator) * 255,
                                             "values other than 0. and 1."),
-    "the images flattened into one vector": (lambda x, generator=None: torch.bernoulli(x.flatten(), generator=generator),
-                                             "shape"),
+    "the images flattened into one vector": (
+        lambda x, generator=None: torch.bernoulli(x.flatten(), generator=generator), "shape"),
     "the batch's mean image as the probabilities": (
-        lambda x, generator=None: torch.bernoulli(x.mean(0, keepdim=True).expand_as(x), generator=generator), "pixel ("),
+        lambda x, generator=None: torch.bernoulli(x.mean(0, keepdim=True).expand_as(x), generator=generator),
+        "pixel ("),
     "half the batch": (lambda x, generator=None: torch.bernoulli(x[: len(x) // 2], generator=generator), "shape"),
     "bytes (.byte())": (lambda x, generator=None: torch.bernoulli(x, generator=generator).byte(), "dtype"),
     "the first image's grey levels for every image": (

@@ -57,7 +57,8 @@ GRID_LISTED = {
                                         lj - torch.logsumexp(lj.flatten(), 0) - math.log(a * b)),
 }
 GRID_UNLISTED = {
-    "the largest log-joint instead of a logsumexp": lambda lj, a, b: (lj.flatten(1).max(1).values + math.log(a * b), lj),
+    "the largest log-joint instead of a logsumexp": lambda lj, a, b: (
+        lj.flatten(1).max(1).values + math.log(a * b), lj),
     "the posterior normalised along each row (logsumexp over the last axis only)": lambda lj, a, b: (
         grid_right(lj, a, b)[0], lj - torch.logsumexp(lj, -1, keepdim=True) - math.log(b)),
     "computed in float32 (log-joints near -900 lose their decimals)": lambda lj, a, b: tuple(

@@ -329,7 +329,8 @@ UNLISTED = {
         "one epoch early (epoch + 1)": lambda e, w: 1.0 if w == 0 else min(1.0, (e + 1) / w),
         "a sigmoid ramp centred on warmup_epochs / 2": lambda e, w: 1.0 if w == 0 else 1 / (1 + math.exp(w / 2 - e)),
         "warmup_epochs / epoch (the fraction upside down)": lambda e, w: 1.0 if w == 0 else min(1.0, w / e),
-        "reaches 1 one epoch early (divides by warmup_epochs - 1)": lambda e, w: 1.0 if w == 0 else min(1.0, e / (w - 1)),
+        "reaches 1 one epoch early (divides by warmup_epochs - 1)": lambda e, w: (
+            1.0 if w == 0 else min(1.0, e / (w - 1))),
         "a quadratic ramp": lambda e, w: 1.0 if w == 0 else min(1.0, (e / w) ** 2),
     },
     "hierarchical_elbo": {
