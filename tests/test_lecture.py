@@ -51,14 +51,22 @@ def test_the_slides_tool_check_passes_on_solutions():
     assert result.returncode == 0, result.stderr
 
 
-def test_the_default_rules_give_a_new_notebook_its_structure_in_one_command(tmp_path):
+def run_main(tool, args: list[str], capsys) -> tuple[int, str]:
+    """A tool's main, run in this process (each tool's command line is run as a program in one test of
+    this file): its exit code and what it wrote to stderr."""
+    capsys.readouterr()
+    code = tool.main(args)
+    return code, capsys.readouterr().err
+
+
+def test_the_default_rules_give_a_new_notebook_its_structure_in_one_command(tmp_path, capsys):
     nb = _strip_slides(_read(SOLUTIONS[-1]))
     path = tmp_path / "99_new_notebook.ipynb"   # not in the plan: the default rules alone
     nbformat.write(nb, str(path))
-    tool = [sys.executable, "tools/slides.py", "--plan", str(tmp_path / "no-plan.json")]
-    check = subprocess.run(tool + ["--check", str(path)], cwd=ROOT, capture_output=True, text=True)
-    assert check.returncode == 1 and "no slide type" in check.stderr
-    assert subprocess.run(tool + [str(path)], cwd=ROOT, capture_output=True).returncode == 0
+    plan = ["--plan", str(tmp_path / "no-plan.json")]
+    code, err = run_main(slides, plan + ["--check", str(path)], capsys)
+    assert code == 1 and "no slide type" in err
+    assert run_main(slides, plan + [str(path)], capsys)[0] == 0
     done = _read(path)
     assert slides.structure_problems(done) == []
     kinds = [c.metadata["slideshow"]["slide_type"] for c in done.cells]
@@ -69,9 +77,9 @@ def test_the_default_rules_give_a_new_notebook_its_structure_in_one_command(tmp_
         if cell.metadata.get("nbgrader", {}).get("solution"):
             assert kind == "subslide"
     text = path.read_text()
-    assert subprocess.run(tool + [str(path)], cwd=ROOT, capture_output=True).returncode == 0
+    assert run_main(slides, plan + [str(path)], capsys)[0] == 0
     assert path.read_text() == text, "applying the rules twice changes the notebook"
-    assert subprocess.run(tool + ["--check", str(path)], cwd=ROOT, capture_output=True).returncode == 0
+    assert run_main(slides, plan + ["--check", str(path)], capsys)[0] == 0
 
 
 def test_speaker_notes_come_from_the_plan_and_follow_their_cell():
@@ -157,23 +165,22 @@ def test_learner_copies_drop_the_live_markers_and_the_speaker_notes():
         assert learner.cells[0].metadata["slideshow"]["slide_type"] == "slide"
 
 
-def test_the_generator_writes_and_checks_the_lecture_copies(tmp_path):
+def test_the_generator_writes_and_checks_the_lecture_copies(tmp_path, capsys):
     sols, nbs, lec = tmp_path / "solutions", tmp_path / "notebooks", tmp_path / "lecture"
     sols.mkdir()
     (sols / SOLUTIONS[0].name).write_text(SOLUTIONS[0].read_text())
-    tool = [sys.executable, "tools/make_learner_notebooks.py", "--solutions", str(sols), "--notebooks", str(nbs),
-            "--lecture-dir", str(lec)]
-    assert subprocess.run(tool + ["--lecture", "--check"], cwd=ROOT, capture_output=True).returncode == 1
-    assert subprocess.run(tool + ["--lecture"], cwd=ROOT, capture_output=True).returncode == 0
+    args = ["--solutions", str(sols), "--notebooks", str(nbs), "--lecture-dir", str(lec)]
+    assert run_main(gen, args + ["--lecture", "--check"], capsys)[0] == 1
+    assert run_main(gen, args + ["--lecture"], capsys)[0] == 0
     assert (lec / SOLUTIONS[0].name).exists()
-    assert subprocess.run(tool + ["--lecture", "--check"], cwd=ROOT, capture_output=True).returncode == 0
+    assert run_main(gen, args + ["--lecture", "--check"], capsys)[0] == 0
     # a solution whose live cell lost its region fails the check, with the reason
     nb = _read(sols / SOLUTIONS[0].name)
     live = next(c for c in nb.cells if gen.is_live(c))
     live.source = gen._drop_lines(live.source, (gen.LIVE_BEGIN, gen.LIVE_END))
     nbformat.write(nb, str(sols / SOLUTIONS[0].name))
-    bad = subprocess.run(tool + ["--check"], cwd=ROOT, capture_output=True, text=True)
-    assert bad.returncode == 1 and "no '### BEGIN LIVE'" in bad.stderr
+    code, err = run_main(gen, args + ["--check"], capsys)
+    assert code == 1 and "no '### BEGIN LIVE'" in err
 
 
 @pytest.mark.slow
