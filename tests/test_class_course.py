@@ -145,7 +145,7 @@ def test_grading_keeps_exercises_apart(tmp_path):
                                   "### END HIDDEN TESTS", points=1)
     nb.write(tmp_path / "solutions" / "tiny.ipynb")
     course = tmp_path / "course"
-    build_course(course, tmp_path / "solutions", exercise_timeout=5, generate=False)
+    build_course(course, tmp_path / "solutions", exercise_timeout=3, generate=False)   # the checks take milliseconds
     nbgrader(course, "generate_assignment", "tiny", "--force")
 
     released = nbformat.read(str(course / "release" / "tiny" / "tiny.ipynb"), as_version=4)
