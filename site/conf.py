@@ -1,0 +1,102 @@
+"""Sphinx configuration of the course's website (built by tools/build_site.py, which assembles the
+source folder: these pages, the learner notebooks, the measured results, MathJax).
+
+Everything the pages load is served from the site itself: MathJax from _static/mathjax/, the theme's
+fonts and scripts from its own _static/, the search index from searchindex.js. The build fails on any
+warning (tools/build_site.py passes -W): a broken internal link, a missing figure, a notebook that errors.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(os.environ.get("LVMLIB_SITE_REPO", Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(REPO))  # autodoc documents this checkout's lvmlib
+
+project = "Deep latent variable models — a hands-on course"
+author = "the course's authors"
+copyright = "the course's authors"
+language = "en"
+
+extensions = [
+    "myst_nb",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.mathjax",
+]
+
+# --- notebooks: executed from the learner's copies, with a cache keyed on their code cells
+nb_execution_mode = os.environ.get("LVMLIB_SITE_EXECUTE", "off")
+nb_execution_cache_path = os.environ.get("LVMLIB_SITE_JUPYTER_CACHE", str(REPO / "build" / "site-cache" / "jupyter"))
+nb_execution_timeout = int(os.environ.get("LVMLIB_SITE_CELL_TIMEOUT", "1800"))
+nb_execution_raise_on_error = True     # a notebook that errors fails the build
+nb_execution_show_tb = True
+nb_execution_excludepatterns = []
+nb_merge_streams = True
+nb_output_stderr = "remove"            # progress bars and warnings go to stderr: not part of the page
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
+myst_heading_anchors = 3
+
+# --- math: MathJax 3 from the site's own files (tools/install_site_assets.sh), never a CDN
+mathjax_path = "mathjax/tex-chtml.js"
+
+# --- the library reference
+autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": True}
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+napoleon_google_docstring = True
+napoleon_numpy_docstring = True
+
+# --- pages
+root_doc = "index"
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "conf.py"]
+templates_path = []
+html_static_path = ["_static"]
+html_css_files = ["course.css"]
+html_title = "Deep latent variable models"
+html_theme = "sphinx_book_theme"
+html_theme_options = {
+    "use_download_button": True,       # each notebook page links its .ipynb
+    "use_fullscreen_button": False,
+    "use_repository_button": False,
+    "launch_buttons": {},              # no Binder/Colab: the course runs offline
+    "show_toc_level": 2,
+    "navigation_with_keys": False,
+}
+html_last_updated_fmt = None
+html_copy_source = True
+html_show_sourcelink = False
+suppress_warnings = []
+
+
+# --- docstrings: lvmlib's are plain text (formulas such as |det J| or log p(x) - KL, indented
+# examples). One that does not read as reStructuredText is shown as it is written, in a literal
+# block, instead of being mangled (or failing the build).
+_RST_TROUBLE = ("Unexpected indentation", "ends without a blank line", "start-string without end-string",
+                "Undefined substitution", "Inconsistent literal block", "Unknown target name",
+                "Duplicate explicit target", "Malformed table", "Title underline too short")
+
+
+def _rst_problems(app, lines):
+    import io
+
+    from docutils.core import publish_doctree
+
+    stream = io.StringIO()
+    publish_doctree("\n".join(lines), settings_overrides={
+        "report_level": 2, "halt_level": 5, "warning_stream": stream, "file_insertion_enabled": False,
+        "env": app.env})
+    return [m for m in stream.getvalue().splitlines() if any(t in m for t in _RST_TROUBLE)]
+
+
+def _plain_docstring(app, what, name, obj, options, lines):
+    import inspect
+
+    if not lines or not _rst_problems(app, lines):
+        return
+    raw = inspect.getdoc(obj) or "\n".join(lines)
+    lines[:] = ["::", ""] + ["    " + line for line in raw.splitlines()] + [""]
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _plain_docstring, priority=900)  # after napoleon
