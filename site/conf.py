@@ -28,6 +28,7 @@ extensions = [
 # --- notebooks: executed from the learner's copies, with a cache keyed on their code cells
 nb_execution_mode = os.environ.get("LVMLIB_SITE_EXECUTE", "off")
 nb_execution_cache_path = os.environ.get("LVMLIB_SITE_JUPYTER_CACHE", str(REPO / "build" / "site-cache" / "jupyter"))
+nb_output_folder = os.environ.get("LVMLIB_SITE_EXECUTED", str(REPO / "build" / "site-cache" / "executed"))
 nb_execution_timeout = int(os.environ.get("LVMLIB_SITE_CELL_TIMEOUT", "1800"))
 nb_execution_raise_on_error = True     # a notebook that errors fails the build
 nb_execution_show_tb = True
@@ -98,5 +99,30 @@ def _plain_docstring(app, what, name, obj, options, lines):
     lines[:] = ["::", ""] + ["    " + line for line in raw.splitlines()] + [""]
 
 
+def _figure_alt_text(app, doctree, docname):
+    """A notebook's output figures carry no alternative text of their own (the HTML writer would use
+    the file's path): name each one by its place, the notebook and the code that drew it."""
+    from docutils import nodes
+
+    title = app.env.titles[docname].astext() if docname in app.env.titles else docname
+    number = 0
+    for image in doctree.findall(nodes.image):
+        if image.get("alt"):
+            continue
+        number += 1
+        cell = image.parent
+        while cell is not None and "cell" not in cell.get("classes", []):
+            cell = cell.parent
+        code = ""
+        if cell is not None:
+            for block in cell.findall(nodes.literal_block):
+                code = next((line.strip() for line in block.astext().splitlines()
+                             if line.strip() and not line.strip().startswith("#")), "")
+                break
+        image["alt"] = (f"Figure {number} of {title}, drawn by the code cell above"
+                        + (f" (starting: {code[:80]})" if code else ""))
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", _plain_docstring, priority=900)  # after napoleon
+    app.connect("doctree-resolved", _figure_alt_text)

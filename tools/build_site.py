@@ -273,6 +273,7 @@ def build(args: argparse.Namespace) -> Path:
         LVMLIB_SMOKE="1" if args.smoke else "0",
         LVMLIB_SITE_EXECUTE=args.execute,
         LVMLIB_SITE_JUPYTER_CACHE=str(CACHE / mode / "jupyter"),
+        LVMLIB_SITE_EXECUTED=str(CACHE / mode / "executed"),
         LVMLIB_SITE_REPO=str(ROOT),
         PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
         PYDEVD_DISABLE_FILE_VALIDATION="1",
