@@ -35,6 +35,11 @@ nb_execution_show_tb = True
 nb_execution_excludepatterns = []
 nb_merge_streams = True
 nb_output_stderr = "remove"            # progress bars and warnings go to stderr: not part of the page
+# Widgets: the site has no kernel, and ipywidgets' page scripts would come from a CDN. The course's
+# widgets draw a static fallback (the notebooks call them with static=True as well); a widget's own
+# output is shown by its text (a progress bar's last state), an explorer's by a note (_widget_notes).
+nb_ipywidgets_js = {}
+nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json", None)]
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
 
@@ -64,6 +69,7 @@ html_theme_options = {
     "show_toc_level": 2,
     "navigation_with_keys": False,
 }
+html_context = {"default_mode": "auto"}  # light or dark as the reader's system asks
 html_last_updated_fmt = None
 html_copy_source = True
 html_show_sourcelink = False
@@ -123,6 +129,25 @@ def _figure_alt_text(app, doctree, docname):
                         + (f" (starting: {code[:80]})" if code else ""))
 
 
+_WIDGET_REPR = ("VBox(children=", "HBox(children=", "Tab(children=", "interactive(children=")
+
+
+def _widget_notes(app, doctree, docname):
+    """An interactive explorer's output (its repr, e.g. VBox(children=(FloatSlider(...)...))) becomes a
+    note that says where to use it; a later cell of the notebook draws its static version."""
+    from docutils import nodes
+
+    for block in list(doctree.findall(nodes.literal_block)):
+        if block.astext().lstrip().startswith(_WIDGET_REPR):
+            note = nodes.paragraph(text="An interactive explorer appears here when the notebook runs in "
+                                        "JupyterLab (download the notebook to use it); on this site, a "
+                                        "later cell of the notebook draws its static version.")
+            note["classes"].append("widget-note")
+            block.replace_self(note)
+
+
 def setup(app):
+    app.set_html_assets_policy("always")  # MathJax on every page: the navigation shows a title with math
+    app.connect("doctree-resolved", _widget_notes)
     app.connect("autodoc-process-docstring", _plain_docstring, priority=900)  # after napoleon
     app.connect("doctree-resolved", _figure_alt_text)
