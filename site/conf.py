@@ -28,7 +28,6 @@ extensions = [
 # --- notebooks: executed from the learner's copies, with a cache keyed on their code cells
 nb_execution_mode = os.environ.get("LVMLIB_SITE_EXECUTE", "off")
 nb_execution_cache_path = os.environ.get("LVMLIB_SITE_JUPYTER_CACHE", str(REPO / "build" / "site-cache" / "jupyter"))
-nb_output_folder = os.environ.get("LVMLIB_SITE_EXECUTED", str(REPO / "build" / "site-cache" / "executed"))
 nb_execution_timeout = int(os.environ.get("LVMLIB_SITE_CELL_TIMEOUT", "1800"))
 nb_execution_raise_on_error = True     # a notebook that errors fails the build
 nb_execution_show_tb = True

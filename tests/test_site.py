@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import http.server
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,7 @@ def test_every_page_in_a_browser(browser_tools, served, tmp_path):  # noqa: F811
         page.on("pageerror", lambda e: events.append(f"page error: {e}"))
         page.on("requestfailed", lambda r: events.append(f"failed request: {r.url} ({r.failure})"))
         page.on("response", lambda r: events.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+        t0 = time.monotonic()
         for name in pages:
             events.clear()
             page.goto(f"{base}/{name}", wait_until="load")
@@ -97,9 +99,12 @@ def test_every_page_in_a_browser(browser_tools, served, tmp_path):  # noqa: F811
                 if not img["alt"].strip() or img["alt"] == img["src"]:
                     problems.append(f"{name}: image {img['src']} has no alternative text")
             text = page.inner_text("body")
+            if name.startswith("notebooks/0") and "not done yet" not in text:
+                problems.append(f"{name}: no exercise check says 'not done yet' (rendered from notebooks/?)")
             problems += [f"{name}: solution text {line!r}" for line in solution_lines if line in text]
             page.wait_for_timeout(100)  # late console messages
             problems += [f"{name}: {e}" for e in events]
+        t1 = time.monotonic()
         # search, as a reader types it in the search box
         page.goto(f"{base}/index.html")
         page.goto(f"{base}/search.html?q=ELBO")
@@ -116,17 +121,20 @@ def test_every_page_in_a_browser(browser_tools, served, tmp_path):  # noqa: F811
             page.screenshot(path=str(shots / f"{name}.png"), full_page=False)
             assert (shots / f"{name}.png").stat().st_size > 10_000
         print(f"\nscreenshots of the site: {shots}")
-        # accessibility: axe-core on every kind of page
+        t2 = time.monotonic()
+        # accessibility: axe-core on one page of each kind (home, notebook, guide, reference, result);
+        # colour contrast (never 'critical' in axe, and its slowest rule) is left out
         axe = AXE.read_text(encoding="utf-8")
-        for name in ("index.html", "notebooks/04_the_elbo.html", "notebooks/06_the_vae_on_a_gpu.html",
-                     "notebooks/index.html", "guides/instructors.html", "reference.html", "errata.html",
-                     "results/index.html", "results/vae_digits.html", "search.html"):
+        for name in ("index.html", "notebooks/04_the_elbo.html", "guides/instructors.html", "reference.html",
+                     "results/vae_digits.html"):
             page.goto(f"{base}/{name}")
             page.evaluate(TYPESET)
             page.add_script_tag(content=axe)
-            violations = page.evaluate("""async () => (await axe.run(document, {resultTypes: ['violations']}))
+            violations = page.evaluate("""async () => (await axe.run(document, {resultTypes: ['violations'],
+                rules: {'color-contrast': {enabled: false}}}))
                 .violations.map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length}))""")
             problems += [f"{name}: axe {v['impact']} {v['id']}: {v['help']} ({v['nodes']} elements)"
                          for v in violations if v["impact"] == "critical"]
+        print(f"pages {t1 - t0:.0f} s, search and screenshots {t2 - t1:.0f} s, axe {time.monotonic() - t2:.0f} s")
         assert refused == [], f"the pages tried to reach other addresses: {refused[:10]}"
     assert problems == [], "\n".join(problems[:40])

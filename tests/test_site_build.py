@@ -19,7 +19,7 @@ def test_arguments_and_their_defaults():
     args = build_site.parse_args([])
     assert (args.execute, args.smoke, args.jobs) == ("cache", False, 1)
     assert args.out == ROOT / "build" / "site"
-    assert build_site.parse_args(["--smoke"]).out == ROOT / "build" / "site-smoke"
+    assert build_site.parse_args(["--smoke"]).out == ROOT / "build" / "site-cache" / "smoke" / "html"
     assert build_site.parse_args(["--execute", "force"]).execute == "force"
     assert build_site.parse_args(["--execute", "off", "--out", "x"]).out == Path("x")
 

@@ -3,7 +3,7 @@ library reference, the measured results; offline (no CDN) and searchable.
 
     .venv-dev/bin/python tools/build_site.py                  # -> build/site/ (open build/site/index.html)
     .venv-dev/bin/python tools/build_site.py --execute force  # run every notebook again
-    .venv-dev/bin/python tools/build_site.py --smoke          # quick: notebooks in smoke mode -> build/site-smoke/
+    .venv-dev/bin/python tools/build_site.py --smoke          # quick: notebooks in smoke mode -> build/site-cache/smoke/html/
 
 The notebooks are executed from ``notebooks/``, the learner's copies, where each exercise falls back
 to lvmlib's reference and prints "not done yet": no solution appears on the site. The tool refuses a
@@ -62,13 +62,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS,
                         help="folder of learner notebooks to render (default notebooks/; solutions are refused)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="output folder (default build/site/, with --smoke build/site-smoke/)")
+                        help="output folder (default build/site/, with --smoke build/site-cache/smoke/html/)")
     parser.add_argument("--jobs", type=int, default=1, help="Sphinx processes (default 1)")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs must be a positive integer, got {args.jobs}")
     if args.out is None:
-        args.out = ROOT / "build" / ("site-smoke" if args.smoke else "site")
+        # MyST-NB keeps the executed notebooks beside the output folder (its parent's jupyter_execute/):
+        # the smoke site lives under the smoke cache, so that the two modes never share them
+        args.out = CACHE / "smoke" / "html" if args.smoke else ROOT / "build" / "site"
     return args
 
 
@@ -273,7 +275,6 @@ def build(args: argparse.Namespace) -> Path:
         LVMLIB_SMOKE="1" if args.smoke else "0",
         LVMLIB_SITE_EXECUTE=args.execute,
         LVMLIB_SITE_JUPYTER_CACHE=str(CACHE / mode / "jupyter"),
-        LVMLIB_SITE_EXECUTED=str(CACHE / mode / "executed"),
         LVMLIB_SITE_REPO=str(ROOT),
         PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
         PYDEVD_DISABLE_FILE_VALIDATION="1",
