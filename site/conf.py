@@ -133,14 +133,14 @@ _WIDGET_REPR = ("VBox(children=", "HBox(children=", "Tab(children=", "interactiv
 
 def _widget_notes(app, doctree, docname):
     """An interactive explorer's output (its repr, e.g. VBox(children=(FloatSlider(...)...))) becomes a
-    note that says where to use it; a later cell of the notebook draws its static version."""
+    note that says where to use it; the notebook draws a static figure of the same view in a cell of its own."""
     from docutils import nodes
 
     for block in list(doctree.findall(nodes.literal_block)):
         if block.astext().lstrip().startswith(_WIDGET_REPR):
             note = nodes.paragraph(text="An interactive explorer appears here when the notebook runs in "
-                                        "JupyterLab (download the notebook to use it); on this site, a "
-                                        "later cell of the notebook draws its static version.")
+                                        "JupyterLab (download the notebook to use it); on this site, the "
+                                        "notebook's static figure of the same view stands in for it.")
             note["classes"].append("widget-note")
             block.replace_self(note)
 

@@ -63,10 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="folder of learner notebooks to render (default notebooks/; solutions are refused)")
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default build/site/, with --smoke build/site-cache/smoke/html/)")
-    parser.add_argument("--jobs", type=int, default=1, help="Sphinx processes (default 1)")
     args = parser.parse_args(argv)
-    if args.jobs < 1:
-        parser.error(f"--jobs must be a positive integer, got {args.jobs}")
     if args.out is None:
         # MyST-NB keeps the executed notebooks beside the output folder (its parent's jupyter_execute/):
         # the smoke site lives under the smoke cache, so that the two modes never share them
@@ -281,7 +278,7 @@ def build(args: argparse.Namespace) -> Path:
     )
     env.setdefault("LVMLIB_RUN_CACHE", str(CACHE / "runs"))
     command = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html", "-d", str(doctrees),
-               "-j", str(args.jobs), "-c", str(src), str(src), str(args.out)]
+               "-c", str(src), str(src), str(args.out)]
     print(f"building the site from {len(docnames)} pages ({len(notebooks)} notebooks, execute={args.execute}, "
           f"{mode} mode) -> {args.out}", flush=True)
     started = time.monotonic()
