@@ -44,6 +44,8 @@ myst_heading_anchors = 3
 
 # --- math: MathJax 3 from the site's own files (tools/install_site_assets.sh), never a CDN
 mathjax_path = "mathjax/tex-chtml.js"
+# textmacros: \_ and friends inside \text{} and \texttt{} (the notebooks write \texttt{log\_var})
+mathjax3_config = {"loader": {"load": ["[tex]/textmacros"]}, "tex": {"packages": {"[+]": ["textmacros"]}}}
 
 # --- the library reference
 autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": True}

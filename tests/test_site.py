@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import browser_tools, lab_page  # noqa: F401 (fixture)
+from browser_support import browser_tools, lab_page  # noqa: F401 (fixture)
 from tools import build_site
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
