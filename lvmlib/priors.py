@@ -88,7 +88,8 @@ def check_finite(named_tensors, owner: str, what: str = "", hint: str = _RELOAD)
     ``owner`` begins the message ("the VAE's"), ``what`` (optional) says what the tensors are,
     ``hint`` what to do.
     """
-    items = [(n, t) for n, t in named_tensors if torch.is_tensor(t) and t.is_floating_point() and t.numel()]
+    items = [(n, t) for n, t in named_tensors
+             if torch.is_tensor(t) and t.is_floating_point() and t.numel() and t.device.type != "meta"]  # meta: no values
     if not items:
         return
     by_device: dict[torch.device, list[int]] = {}
@@ -271,7 +272,7 @@ def mixture_log_prob(z: torch.Tensor, means: torch.Tensor, log_vars: torch.Tenso
         check_finite([("means", means), ("log_vars", log_vars), ("log_weights", log_weights), ("z", z)],
                      "mixture_log_prob's argument", hint="pass finite values (log_weights of a zero weight: use a "
                      "large negative number, not -inf)")
-        total = float(torch.logsumexp(log_weights.detach().double(), 0))
+        total = 0.0 if log_weights.device.type == "meta" else float(torch.logsumexp(log_weights.detach().double(), 0))
         if abs(total) > 1e-4:
             raise ValueError(
                 f"log_weights must be normalised log-probabilities (logsumexp 0, weights summing to 1), got "
@@ -307,7 +308,7 @@ def component_log_probs(z: torch.Tensor, means: torch.Tensor, log_vars: torch.Te
     quad = (zf * zf) @ prec.T - 2.0 * zf @ (m * prec).T + (m * m * prec).sum(-1)  # (N, K)
     out = -0.5 * (M * math.log(2 * math.pi) + lv.sum(-1) + quad)
     out = out.to(z.dtype).reshape(*z.shape[:-1], K)
-    if check and not bool(torch.isfinite(out).all()):  # name the cause as the direct computation does
+    if check and out.device.type != "meta" and not bool(torch.isfinite(out).all()):  # name the cause as the direct computation does
         bad = int((~torch.isfinite(out.reshape(-1, K))).any(-1).nonzero()[0, 0])
         log_normal_diag(z.reshape(-1, M)[bad].unsqueeze(-2), means, log_vars)
         raise ValueError("the mixture's component log-densities are not finite (z, means or log_vars too large)")

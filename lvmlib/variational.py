@@ -39,6 +39,7 @@ __all__ = [
     "log_importance_weights",
     "iwae_bound",
     "k_sample_bounds",
+    "rate_terms",
     "log_px_importance",
     "kl_per_dimension",
     "active_units",
@@ -248,6 +249,49 @@ def k_sample_bounds(x, mu_z, log_var, eps, log_px_given_z) -> dict[str, torch.Te
     log_w = log_px_z + log_pz - log_qz  # (K, B)
     return {"z": z, "log_px_z": log_px_z, "log_pz": log_pz, "log_qz": log_qz,
             "elbo": log_w.mean(dim=0), "iwae": iwae_bound(log_w)}
+
+
+def rate_terms(mu_z, log_var, eps, log_prior) -> dict[str, torch.Tensor]:
+    """The rate and its two parts, by Monte Carlo at the same samples (notebook 07's core exercise).
+
+    With q(z) = (1/N) sum_m q(z|x_m) the aggregate posterior of N images ("ELBO surgery",
+    Hoffman & Johnson 2016):
+
+        R = (1/N) sum_n KL(q(z|x_n) || p(z)) = I_q(n; z) + KL(q(z) || p(z)),
+
+        z_sn        = mu_z_n + exp(log_var_n / 2) * eps_sn                  (S samples per image)
+        log q(z|x)  = log N(z_sn | mu_z_n, diag(exp(log_var_n)))            (its own posterior)
+        log q(z)    = logsumexp_m log N(z_sn | mu_z_m, diag(exp(log_var_m))) - log N
+        rate        = mean_sn [log q(z|x) - log p(z)]
+        mutual_info = mean_sn [log q(z|x) - log q(z)]                     (between 0 and log N)
+        marginal_kl = mean_sn [log q(z) - log p(z)]                       (>= 0 up to Monte Carlo noise)
+
+    so that rate = mutual_info + marginal_kl holds exactly, sample by sample. The (S, N, N) table
+    of log-densities is reduced with a log-sum-exp: the densities themselves underflow.
+
+    Inputs:  mu_z, log_var (N, M) the posteriors of N images; eps (S, N, M) standard normal draws;
+             log_prior(z) -> (S, N) for z (S, N, M).
+    Returns: {"log_q_zx", "log_q_z", "log_p_z": (S, N) each; "rate", "mutual_info", "marginal_kl": scalars}.
+    """
+    mu_z, log_var = _check_q(mu_z, log_var)
+    eps = _tensor("eps", eps, dtype=mu_z.dtype)
+    if eps.dim() != 3 or tuple(eps.shape[1:]) != tuple(mu_z.shape):
+        raise ValueError(f"eps must have shape (S, N, M) = (S, {mu_z.shape[0]}, {mu_z.shape[1]}) to match mu_z, "
+                         f"got {tuple(eps.shape)}")
+    if not callable(log_prior):
+        raise TypeError(f"log_prior must be a function z -> log p(z), got {type(log_prior).__name__}")
+    n = mu_z.shape[0]
+    z = mu_z + torch.exp(0.5 * log_var) * eps  # (S, N, M)
+    log_q_zx = log_normal_diag(z, mu_z, log_var, check=False)  # (S, N)
+    table = log_normal_diag(z[:, :, None, :], mu_z, log_var, check=False)  # (S, N, N): image n's z under q(z|x_m)
+    log_q_z = torch.logsumexp(table, dim=-1) - math.log(n)  # (S, N) the mixture's log-density
+    log_p_z = log_prior(z)
+    if not torch.is_tensor(log_p_z) or tuple(log_p_z.shape) != tuple(log_q_zx.shape):
+        raise ValueError(f"log_prior must return a tensor of shape (S, N) = {tuple(log_q_zx.shape)}, got "
+                         f"{tuple(log_p_z.shape) if torch.is_tensor(log_p_z) else type(log_p_z).__name__}")
+    return {"log_q_zx": log_q_zx, "log_q_z": log_q_z, "log_p_z": log_p_z,
+            "rate": (log_q_zx - log_p_z).mean(), "mutual_info": (log_q_zx - log_q_z).mean(),
+            "marginal_kl": (log_q_z - log_p_z).mean()}
 
 
 def log_px_importance(

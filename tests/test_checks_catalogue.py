@@ -1,19 +1,26 @@
-"""A catalogue of typical wrong answers, one row per exercise and wrong answer.
+"""The catalogue of wrong answers: every graded exercise of the course against its typical mistakes.
 
-Every exercise of notebooks 00-05 has at least three wrong answers here that are NOT on its
-check's list of known mistakes (a sign slip, a forgotten centring, an answer that changes its
-input in place, a wrong shape, ...). Each is run through the check as the notebook's visible
-check cell calls it, and as the hidden test of an autograder calls it (``strict=True, seed=1``):
-both must reject it with an ExerciseError (not "not done yet").
+The exercises are read from the graded check cells of ``solutions/`` and their wrong answers gathered
+from the tables ``WRONG_ANSWERS`` and ``UNLISTED`` of every ``tests/test_checks_*.py`` (see
+``tests/wrong_answers.py``; this file holds the tables of notebooks 00-05's short exercises). The rule:
+every exercise has at least five wrong answers, at least half of them not among its check's listed
+mistakes. Every entry is run through the check:
 
-A second test feeds every known mistake of every check back to that check (as the notebook's
-check cell calls it) and asserts that the message names that mistake and no other: the check's
-inputs tell the mistakes apart.
+- an unlisted wrong answer (a sign slip, a forgotten centring, an answer that changes its input in place,
+  a wrong shape, ...) is rejected with an ExerciseError (not "not done yet") by the notebook's check cell
+  and by the hidden test of an autograder (``strict=True, seed=1``), and no listed mistake is named;
+- a listed mistake, written as a learner would write it, is named as itself by the check cell;
+- no message hands over a line of the exercise's solution code (read from ``solutions/``).
+
+A last test feeds every known mistake of the checks of notebooks 00-05 (the check's own emulation) back to
+that check and asserts that the message names that mistake and no other: the check's inputs tell the
+mistakes apart.
 """
 
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -26,6 +33,9 @@ from lvmlib.checks import _core
 from lvmlib.checks import gaussian as gchecks, generative as gen, ppca as pchecks
 from lvmlib.checks import variational as varchecks, vae as vaechecks
 from lvmlib.checks.vae import LectureVAE
+
+import wrong_answers
+from training_helpers import one_thread  # noqa: F401  (an autouse fixture: the checks' inputs are tiny)
 
 INV = torch.linalg.inv
 
@@ -83,7 +93,13 @@ def _post_parts(y, mu, Lam, A, b, L):
     return Sigma, ((y - b) @ L @ A + Lam @ mu) @ Sigma
 
 
+def _post_lg_in_place(y, mu, Lam, A, b, L):
+    y -= b  # the caller's y loses its offset
+    return _post_parts(y, mu, Lam, A, torch.zeros_like(b), L)[::-1]
+
+
 POSTERIOR_LG = {
+    "changes y in place": _post_lg_in_place,
     "the prior covariance": lambda y, mu, Lam, A, b, L: (_post_parts(y, mu, Lam, A, b, L)[1], INV(Lam)),
     "mean not multiplied by Sigma": lambda y, mu, Lam, A, b, L: ((y - b) @ L @ A + Lam @ mu,
                                                                  _post_parts(y, mu, Lam, A, b, L)[0]),
@@ -121,6 +137,8 @@ def _ll_in_place(X, W, mu, s2):
 
 
 LOG_LIKELIHOOD = {
+    "the mean over the data points, one number": lambda X, W, mu, s2: lg.log_normal_full(
+        X, mu, W @ W.T + s2 * _eye(W.shape[0])).mean(),
     "C where C^-1 belongs": lambda X, W, mu, s2: -0.5 * (
         X.shape[1] * math.log(2 * math.pi) + torch.logdet(W @ W.T + s2 * _eye(W.shape[0]))
         + ((X - mu) @ (W @ W.T + s2 * _eye(W.shape[0])) * (X - mu)).sum(1)),
@@ -217,7 +235,15 @@ EM_STEP = {
 
 
 # ----------------------------------------------------------------------------- NB04
+def _kl_in_place(m, lv):
+    var = lv.exp_()  # the caller's log_var becomes the variance
+    return 0.5 * (m**2 + var - var.log() - 1).sum(-1)
+
+
 KL = {
+    "changes log_var in place (exp_)": _kl_in_place,
+    "the mean's term alone": lambda m, lv: 0.5 * (m**2).sum(-1),
+    "the textbook's -KL without its -1/2": lambda m, lv: (1 + lv - m**2 - lv.exp()).sum(-1),
     "KL the other way round, KL(p || q)": lambda m, lv: 0.5 * ((1 + m**2) * (-lv).exp() + lv - 1).sum(-1),
     "mu^2 forgotten": lambda m, lv: 0.5 * (lv.exp() - lv - 1).sum(-1),
     "not summed (B, M)": lambda m, lv: 0.5 * (m**2 + lv.exp() - lv - 1),
@@ -225,6 +251,10 @@ KL = {
 }
 
 REPARAMETERIZE = {
+    "adds the noise into mu_z with add_": lambda m, lv: m.add_(torch.exp(0.5 * lv) * torch.randn_like(m)),
+    "one eps per data point, shared by its dimensions": lambda m, lv: m + torch.exp(0.5 * lv) * torch.randn(
+        m.shape[0], 1, dtype=m.dtype),
+    "softplus(log_var) as the standard deviation": lambda m, lv: m + F.softplus(lv) * torch.randn_like(m),
     "uniform noise": lambda m, lv: m + torch.exp(0.5 * lv) * torch.rand_like(m),
     "one eps shared by every sample": lambda m, lv: m + torch.exp(0.5 * lv) * torch.randn(m.shape[-1], dtype=m.dtype),
     "sqrt(log_var) as the std (NaN for negative log_var)": lambda m, lv: m + lv.sqrt() * torch.randn_like(m),
@@ -232,11 +262,19 @@ REPARAMETERIZE = {
     "returns (z, eps)": lambda m, lv: (m + torch.exp(0.5 * lv) * torch.randn_like(m), torch.randn_like(m)),
 }
 
+def _iwae_in_place(lw):
+    top = lw.max(0).values
+    lw -= top  # stabilised in the caller's tensor
+    return top + torch.log(torch.exp(lw).mean(0))
+
+
 IWAE = {
+    "changes log_w in place (subtracts the max)": _iwae_in_place,
+    "minus log(K - 1)": lambda lw: torch.logsumexp(lw, 0) - math.log(lw.shape[0] - 1),
+    "the softmax-weighted mean of the log-weights": lambda lw: (torch.softmax(lw, 0) * lw).sum(0),
     "logsumexp divided by K": lambda lw: torch.logsumexp(lw, 0) / lw.shape[0],
     "minus log B instead of log K": lambda lw: torch.logsumexp(lw, 0) - math.log(lw.shape[1]),
     "one number for the batch": lambda lw: (torch.logsumexp(lw, 0) - math.log(lw.shape[0])).mean(),
-    "log of a sum of exps (underflows)": lambda lw: torch.log(torch.exp(lw).sum(0)) - math.log(lw.shape[0]),
     "the ELBO minus log K": lambda lw: lw.mean(0) - math.log(lw.shape[0]),
 }
 
@@ -289,6 +327,7 @@ def _gather(table, x):
 
 
 CATEGORICAL = {
+    "log_softmax over the batch axis": lambda x, lg_: _gather(torch.log_softmax(lg_, 0), x).sum(-1),
     "cross-entropy, a loss (the sign is flipped)": lambda x, lg_: F.cross_entropy(
         lg_.permute(0, 2, 1), x, reduction="none").sum(-1),
     "one number for the batch": lambda x, lg_: -F.cross_entropy(lg_.reshape(-1, lg_.shape[-1]), x.reshape(-1),
@@ -303,6 +342,7 @@ def _var0(m):
 
 
 ACTIVE_UNITS = {
+    "one variance over all entries": lambda m, threshold=1e-2: (int(m.var() > threshold) * m.shape[1], m.var()),
     "threshold ignored (always 0.01)": lambda m, threshold=1e-2: (int((_var0(m) > 0.01).sum()), _var0(m)),
     "the fraction of active units, not their count": lambda m, threshold=1e-2: (
         float((_var0(m) > threshold).float().mean()), _var0(m)),
@@ -312,64 +352,45 @@ ACTIVE_UNITS = {
 }
 
 
-# ----------------------------------------------------------------------------- the core exercises (02-05)
-from test_checks_core_exercises import UNLISTED  # noqa: E402  (their wrong answers, also tested for the part named)
-
-# ----------------------------------------------------------------------------- the catalogue
-EXERCISES = {
-    "log_joint": (gen.check_log_joint, LOG_JOINT),
-    "unfamiliar": (gen.check_unfamiliar, UNFAMILIAR),
-    "log_normal_full": (gchecks.check_log_normal_full, LOG_NORMAL_FULL),
-    "linear_gaussian_marginal": (gchecks.check_linear_gaussian_marginal, MARGINAL),
-    "linear_gaussian_posterior": (gchecks.check_linear_gaussian_posterior, POSTERIOR_LG),
-    "M_matrix": (pchecks.check_M_matrix, M_MATRIX),
-    "C_inverse": (pchecks.check_C_inverse, C_INVERSE),
-    "log_likelihood": (pchecks.check_log_likelihood, LOG_LIKELIHOOD),
-    "sigma2_ml": (pchecks.check_sigma2_ml, SIGMA2_ML),
-    "W_ml": (pchecks.check_W_ml, W_ML),
-    "posterior": (pchecks.check_posterior, POSTERIOR),
-    "reconstruct": (pchecks.check_reconstruct, RECONSTRUCT),
-    "em_step": (pchecks.check_em_step, EM_STEP),
-    "kl_standard_normal": (varchecks.check_kl_standard_normal, KL),
-    "reparameterize": (varchecks.check_reparameterize, REPARAMETERIZE),
-    "iwae_bound": (varchecks.check_iwae_bound, IWAE),
-    "LectureVAE": (vaechecks.check_lecture_vae, LECTURE_VAE),
-    "log_px_categorical": (vaechecks.check_log_px_categorical, CATEGORICAL),
-    "active_units": (vaechecks.check_active_units, ACTIVE_UNITS),
-    "fit_and_score": (pchecks.check_fit_and_score, {k: f for k, (f, _) in UNLISTED["fit_and_score"].items()}),
-    "em_until_converged": (pchecks.check_em_until_converged,
-                           {k: f for k, (f, _) in UNLISTED["em_until_converged"].items()}),
-    "k_sample_bounds": (varchecks.check_k_sample_bounds, {k: f for k, (f, _) in UNLISTED["k_sample_bounds"].items()}),
-    "vae_step": (vaechecks.check_vae_step, {k: f for k, (f, _) in UNLISTED["vae_step"].items()}),
+# ----------------------------------------------------------------------------- the tables of this file
+# {exercise: {label: wrong answer}}: plausible wrong answers that are none of the check's listed mistakes
+UNLISTED = {
+    "log_joint": LOG_JOINT,
+    "unfamiliar": UNFAMILIAR,
+    "log_normal_full": LOG_NORMAL_FULL,
+    "linear_gaussian_marginal": MARGINAL,
+    "linear_gaussian_posterior": POSTERIOR_LG,
+    "M_matrix": M_MATRIX,
+    "C_inverse": C_INVERSE,
+    "log_likelihood": LOG_LIKELIHOOD,
+    "sigma2_ml": SIGMA2_ML,
+    "W_ml": W_ML,
+    "posterior": POSTERIOR,
+    "reconstruct": RECONSTRUCT,
+    "em_step": EM_STEP,
+    "kl_standard_normal": KL,
+    "reparameterize": REPARAMETERIZE,
+    "iwae_bound": IWAE,
+    "LectureVAE": LECTURE_VAE,
+    "log_px_categorical": CATEGORICAL,
+    "active_units": ACTIVE_UNITS,
 }
 
-SLOW = {"reparameterize", "LectureVAE", "vae_step"}  # their checks sample 40,000 draws or train-size batches per call
+
+# ----------------------------------------------------------------------------- the catalogue
+# entries whose check costs over a second a call (40,000 draws, a training-size batch, a refinement loop)
+SLOW = {"reparameterize", "LectureVAE", "vae_step", "refine_posterior"}
 
 
-def _param(exercise, *rest, id):
-    return pytest.param(exercise, *rest, id=id, marks=[pytest.mark.slow] if exercise in SLOW else [])
-
-
-ROWS = [_param(ex, label, wrong, id=f"{ex}: {label}")
-        for ex, (_, table) in EXERCISES.items() for label, wrong in table.items()]
-
-
-def test_the_catalogue_covers_every_exercise_with_at_least_three_wrong_answers():
-    import nbformat
-    from pathlib import Path
-
-    graded = set()
-    for path in sorted(Path(__file__).resolve().parents[1].glob("solutions/0[0-5]_*.ipynb")):
-        for cell in nbformat.read(path, as_version=4).cells:
-            if cell.get("metadata", {}).get("nbgrader", {}).get("grade") and "checks." in cell.source:
-                graded.add(cell.source.split("= checks.")[1].split("(")[0])
-    assert graded == {f"{check.__module__.rsplit('.', 1)[1]}.{check.__name__}" for check, _ in EXERCISES.values()}
-    assert len(graded) == 23
-    assert all(len(table) >= 3 for _, table in EXERCISES.values())
+def _inventory():
+    return wrong_answers.inventory()
 
 
 def _known_mistakes(check) -> dict:
-    """The known mistakes a check passes to check_function / check_through (recorded on a run with a stub)."""
+    """The known mistakes a check passes to check_function / check_through (recorded on a run with a stub),
+    {description: emulation}; for a check that runs its own tests, {description: ()} from its module's MISTAKES."""
+    if check in _RECORDED:
+        return _RECORDED[check]
     recorded = {}
     module = __import__(check.__module__, fromlist=["_"])
     originals = {name: getattr(module, name) for name in ("check_function", "check_through") if hasattr(module, name)}
@@ -394,32 +415,126 @@ def _known_mistakes(check) -> dict:
     finally:
         for name, original in originals.items():
             setattr(module, name, original)
+    if not recorded:  # a check with its own tests in place of check_function: its module lists the texts
+        recorded = {text: () for text in getattr(module, "MISTAKES", {}).values()}
+    _RECORDED[check] = recorded
     return recorded
 
 
-@pytest.mark.parametrize("exercise, label, wrong", ROWS)
-def test_a_typical_wrong_answer_is_rejected_by_the_visible_check_and_the_hidden_test(exercise, label, wrong):
-    check, _ = EXERCISES[exercise]
+_RECORDED: dict = {}
+
+
+def _variants(value):
+    return value if isinstance(value, (tuple, list)) else (value,)
+
+
+def _marks(exercise):
+    return [pytest.mark.slow] if exercise in SLOW else []
+
+
+def pytest_generate_tests(metafunc):
+    # the rows are made once this module is imported whole: the inventory reads this module's tables too
+    names = metafunc.fixturenames
+    if "unlisted" in names:
+        metafunc.parametrize("exercise, label, unlisted", [
+            pytest.param(ex.name, label, fn, id=f"{ex.name}: {label[:60]}", marks=_marks(ex.name))
+            for ex in _inventory().values() for label, fn in ex.unlisted])
+    elif "listed" in names:
+        metafunc.parametrize("exercise, mistake, listed", [
+            pytest.param(ex.name, mistake, fn, id=f"{ex.name}: {mistake[:50]} ({i})", marks=_marks(ex.name))
+            for ex in _inventory().values() for i, (mistake, fn) in enumerate(ex.listed)])
+    elif "emulation" in names:
+        metafunc.parametrize("exercise, description, emulation", [
+            pytest.param(ex.name, desc, variant, id=f"{ex.name}: {desc[:50]} ({i})", marks=_marks(ex.name))
+            for ex in _inventory().values() if ex.notebook[:2] <= "05"
+            for desc, variants in _known_mistakes(ex.check).items()
+            for i, variant in enumerate(_variants(variants))])
+
+
+def test_every_exercise_has_five_wrong_answers_at_least_half_of_them_unlisted():
+    exercises = _inventory()
+    assert len(exercises) >= 35  # the graded exercises of notebooks 00-08
+    assert {"log_joint", "fit_and_score", "LectureVAE", "householder_chain"} <= set(exercises)
+    assert all(ex.follows_the_rule() for ex in exercises.values()), "\n" + wrong_answers.format_table(exercises)
+
+
+def test_the_exercises_are_read_from_the_graded_cells_of_the_solutions(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("kl = checks.variational.check_kl_standard_normal(kl)",
+                                          metadata={"nbgrader": {"grade": True, "grade_id": "kl_check"}}),
+                nbformat.v4.new_code_cell("x = checks.ppca.check_M_matrix(x)")]  # not graded: not an exercise
+    nbformat.write(nb, tmp_path / "09_x.ipynb")
+    found = wrong_answers.graded_exercises(tmp_path)
+    assert list(found) == ["kl"] and found["kl"].check is varchecks.check_kl_standard_normal
+
+
+_CODE: dict = {}
+
+
+def _assert_no_solution_code(exercise, message):
+    """A message names what is wrong; it never hands over a line of the solution's code, and prints numbers
+    as numbers (no tensor or 0-d array repr)."""
+    assert "array()" not in message and not re.search(r"(?<![.\w])tensor\(", message), message
+    if not _CODE:
+        _CODE.update(wrong_answers.solution_code())
+    squeeze = lambda text: re.sub(r"\s+", "", text)  # noqa: E731
+    text = squeeze(message)
+    for line in _CODE.get(exercise, []):
+        code = squeeze(line).removeprefix("return")
+        assert len(code) < 24 or code not in text, f"the message gives the solution's line {line!r}:\n{message}"
+
+
+def test_the_inventory_refuses_a_table_for_no_exercise_and_a_label_given_twice(monkeypatch):
+    import types
+
+    fake = types.SimpleNamespace(__name__="test_checks_fake", UNLISTED={"no_such_exercise": {"x": len}})
+    monkeypatch.setattr(wrong_answers, "_test_modules", lambda: [fake])
+    with pytest.raises(KeyError, match="no_such_exercise"):
+        wrong_answers.inventory()
+    twice = types.SimpleNamespace(__name__="test_checks_twice", UNLISTED={"log_joint": {"a slip": len}})
+    monkeypatch.setattr(wrong_answers, "_test_modules", lambda: [twice, twice])
+    with pytest.raises(ValueError, match="repeats 'a slip'"):
+        wrong_answers.inventory()
+    # the rule: five in all, as many unlisted as listed (or more)
+    ex = wrong_answers.Exercise("x", "00_x.ipynb", len, listed=[("m", len)] * 2, unlisted=[("u", len)] * 3)
+    assert ex.follows_the_rule()
+    ex.listed += [("m", len)] * 2
+    assert not ex.follows_the_rule()  # 4 listed, 3 unlisted
+    assert not wrong_answers.Exercise("x", "00_x.ipynb", len, unlisted=[("u", len)] * 4).follows_the_rule()
+
+
+def _rejects(check, wrong, **kwargs) -> str:
+    with pytest.raises(ExerciseError) as info:
+        check(wrong, **kwargs)
+    assert not isinstance(info.value, ExerciseNotDone), (kwargs, str(info.value))
+    return str(info.value)
+
+
+def test_an_unlisted_wrong_answer_is_rejected_by_the_check_cell_and_the_hidden_test(exercise, label, unlisted):
+    check = _inventory()[exercise].check
     known = _known_mistakes(check)
-    assert label not in known and wrong not in [v for vs in known.values()
-                                                for v in (vs if isinstance(vs, (tuple, list)) else (vs,))]
+    assert label not in known and unlisted not in [v for vs in known.values() for v in _variants(vs)]
     for kwargs in ({}, {"strict": True, "seed": 1}):  # the notebook's check cell, the hidden test
-        with pytest.raises(ExerciseError) as info:
-            check(wrong, **kwargs)
-        assert not isinstance(info.value, ExerciseNotDone), (label, kwargs, str(info.value))
+        message = _rejects(check, unlisted, **kwargs)
+        assert "This is a known mistake" not in message, (label, kwargs, message)  # none of the listed ones
+        _assert_no_solution_code(exercise, message)
         if label.startswith("changes") and "in place" in label:
-            assert "in place" in str(info.value), str(info.value)
+            assert "in place" in message, message
 
 
-KNOWN = [_param(ex, desc, variant, id=f"{ex}: {desc[:50]} ({i})")
-         for ex, (check, _) in EXERCISES.items()
-         for desc, variants in _known_mistakes(check).items()
-         for i, variant in enumerate(variants if isinstance(variants, (tuple, list)) else (variants,))]
+def test_a_listed_mistake_is_named_as_itself(exercise, mistake, listed):
+    check = _inventory()[exercise].check
+    assert any(mistake in description for description in _known_mistakes(check)), \
+        f"{mistake!r} is not among the listed mistakes of {check.__name__}"
+    message = _rejects(check, listed)  # the notebook's check cell: there the message is read
+    named = [line for line in message.splitlines() if "This is a known mistake: " in line]
+    assert named and mistake in named[0], message
+    _assert_no_solution_code(exercise, message)
 
 
-@pytest.mark.parametrize("exercise, description, mistake", KNOWN)
-def test_every_known_mistake_is_named_as_itself(exercise, description, mistake):
-    check, _ = EXERCISES[exercise]
-    with pytest.raises(ExerciseError) as info:  # the notebook's check cell: there the message is read
-        check(mistake)
-    assert f"This is a known mistake: {description}" in str(info.value), str(info.value)
+def test_every_known_mistake_is_named_as_itself(exercise, description, emulation):
+    check = _inventory()[exercise].check
+    message = _rejects(check, emulation)
+    assert f"This is a known mistake: {description}" in message, message

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lvmlib import checks
-from lvmlib.checks import Case, ExerciseError, ExerciseNotDone, check_function
+from lvmlib.checks import Case, ExerciseError, ExerciseNotDone, _core, check_function
 
 
 def reference(x, scale=2.0):
@@ -176,3 +176,14 @@ def test_a_mistake_written_in_several_ways_is_named_for_each():
     for wrong in (lambda x, scale=2.0: x + scale, lambda x, scale=2.0: np.add(x, scale)):
         with pytest.raises(ExerciseError, match="known mistake: adding"):
             check_function(wrong, reference, cases, name="s", known_mistakes={"adding": variants})
+
+
+def test_a_scalar_result_is_printed_as_a_number():
+    def one_epoch_early(epoch, warmup_epochs):
+        return torch.tensor(1.0 if warmup_epochs == 0 else min(1.0, (epoch + 1) / warmup_epochs))
+
+    with pytest.raises(ExerciseError) as info:
+        checks.priors.check_kl_warmup(one_epoch_early)
+    first = str(info.value).splitlines()[0]
+    assert first.endswith("the result differs from the reference: expected 0.4, got 0.5."), first
+    assert _core._describe((torch.tensor(2.5), np.float64(0.125), 3)) == "(2.5, 0.125, 3)"

@@ -92,26 +92,66 @@ def test_check_not_done(capsys):
         dchecks.check_binarize(fallback, strict=True)
 
 
-@pytest.mark.parametrize("wrong, fragment", [
-    (lambda x, generator=None: (x > 0.5).float(), "static binarization"),
-    (lambda x, generator=None: torch.round(x), "static binarization"),
-    (lambda x, generator=None: (torch.rand(x.shape, generator=generator) > x).float(), "inverted comparison"),
-    (lambda x, generator=None: torch.bernoulli(1 - x, generator=generator), "inverted comparison"),
-    (lambda x, generator=None: torch.rand(x.shape, generator=generator) < x, "returned booleans"),
-    (lambda x, generator=None: (torch.rand(x.shape[0], 1, generator=generator) < x).float(), "one random number per image"),
-    (lambda x, generator=None: (torch.rand(x.shape[-1], generator=generator) < x).float(), "shared by all images"),
-    (lambda x, generator=None: torch.bernoulli(x), "the generator argument is ignored"),
-    (lambda x, generator=None: (torch.rand_like(x) < x).float(), "the generator argument is ignored"),
-    (lambda x, generator=None: torch.bernoulli(x, generator=torch.Generator().manual_seed(0)), "fixed seed inside"),
-    (lambda x, generator=None: x.bernoulli_(generator=generator), "changed x in place"),
-    (lambda x, generator=None: x.clone(), "returned the grey levels themselves"),
-    (lambda x, generator=None: torch.bernoulli(x, generator=generator).numpy(), "return a torch tensor"),
-    (lambda x, generator=None: torch.bernoulli(x, generator=generator).double(), "dtype"),
-    (lambda x, generator=None: torch.bernoulli(x, generator=generator)[0], "shape"),
-    (lambda x, generator=None: None, "forget to return"),
-    (lambda x, generator=None: torch.bernoulli(x.clamp(0.1, 0.9), generator=generator), "pixel ("),
-])
-def test_check_names_typical_mistakes(wrong, fragment):
+# the listed mistakes, as the check names them ("This is a known mistake: ...")
+BINARIZE_LISTED = {
+    "fixed threshold at 0.5": [lambda x, generator=None: (x > 0.5).float(), lambda x, generator=None: torch.round(x)],
+    "inverted comparison": [lambda x, generator=None: (torch.rand(x.shape, generator=generator) > x).float(),
+                            lambda x, generator=None: torch.bernoulli(1 - x, generator=generator)],
+    "gives True/False": lambda x, generator=None: torch.rand(x.shape, generator=generator) < x,
+    "one random number per image": lambda x, generator=None: (torch.rand(x.shape[0], 1, generator=generator) < x).float(),
+    "shared by all images": lambda x, generator=None: (torch.rand(x.shape[-1], generator=generator) < x).float(),
+    "the generator argument is ignored": [lambda x, generator=None: torch.bernoulli(x),
+                                          lambda x, generator=None: (torch.rand_like(x) < x).float()],
+    "fixed seed inside": lambda x, generator=None: torch.bernoulli(x, generator=torch.Generator().manual_seed(0)),
+    "draws into x itself": lambda x, generator=None: x.bernoulli_(generator=generator),
+    "no draw was made": lambda x, generator=None: x.clone(),
+    "not the grey levels themselves": [
+        lambda x, generator=None: torch.bernoulli(x ** 2, generator=generator),
+        # pixels read as 0-255: a share of ones far below the grey levels (once misnamed one coin per image)
+        lambda x, generator=None: torch.bernoulli(x / 255, generator=generator),
+    ],
+    "one random number for the whole batch": lambda x, generator=None: (
+        torch.rand(1, generator=generator) < x).float(),
+}
+
+
+def binarize_cpu_uniforms(x, generator=None):
+    """Right on a CPU, wrong on a GPU: the uniforms are drawn on the CPU whatever x's device is."""
+    return (torch.rand(x.shape, generator=generator) < x).to(x.dtype)
+
+
+# wrong answers the check refuses without naming a listed mistake: (function, what the message says)
+BINARIZE_UNLISTED = {
+    "a NumPy array": (lambda x, generator=None: torch.bernoulli(x, generator=generator).numpy(), "return a torch tensor"),
+    "float64 for float32 grey levels": (lambda x, generator=None: torch.bernoulli(x, generator=generator).double(),
+                                        "dtype"),
+    "the first image only": (lambda x, generator=None: torch.bernoulli(x, generator=generator)[0], "shape"),
+    "no return": (lambda x, generator=None: None, "forget to return"),
+    "probabilities clipped to [0.1, 0.9]": (
+        lambda x, generator=None: torch.bernoulli(x.clamp(0.1, 0.9), generator=generator), "pixel ("),
+    "uniforms drawn without device=": (binarize_cpu_uniforms, "mixed devices"),
+    "integers (.long())": (lambda x, generator=None: torch.bernoulli(x, generator=generator).long(), "dtype"),
+    "torch.where(u < x, 1, 0) (integers)": (
+        lambda x, generator=None: torch.where(torch.rand(x.shape, generator=generator) < x, 1, 0), "dtype"),
+    "scaled back to pixel values (* 255)": (lambda x, generator=None: torch.bernoulli(x, generator=generator) * 255,
+                                            "values other than 0. and 1."),
+    "the images flattened into one vector": (lambda x, generator=None: torch.bernoulli(x.flatten(), generator=generator),
+                                             "shape"),
+    "the batch's mean image as the probabilities": (
+        lambda x, generator=None: torch.bernoulli(x.mean(0, keepdim=True).expand_as(x), generator=generator), "pixel ("),
+    "half the batch": (lambda x, generator=None: torch.bernoulli(x[: len(x) // 2], generator=generator), "shape"),
+    "bytes (.byte())": (lambda x, generator=None: torch.bernoulli(x, generator=generator).byte(), "dtype"),
+    "the first image's grey levels for every image": (
+        lambda x, generator=None: torch.bernoulli(x[:1].expand_as(x), generator=generator), "pixel ("),
+    "uniforms rounded, x forgotten": (lambda x, generator=None: torch.rand(x.shape, generator=generator).round(),
+                                      "pixel ("),
+}
+WRONG_ANSWERS = {"binarize": BINARIZE_LISTED}
+UNLISTED = {"binarize": BINARIZE_UNLISTED}
+
+
+@pytest.mark.parametrize("wrong, fragment", [(fn, fragment) for fn, fragment in BINARIZE_UNLISTED.values()])
+def test_check_says_what_is_wrong_with_an_answer_it_has_no_name_for(wrong, fragment):
     _named(wrong, fragment)
 
 
@@ -120,11 +160,6 @@ def test_check_reports_a_crash():
         return torch.bernoulli(x, generator=generator, out=1)
 
     _named(crashes, "your function raised")
-
-
-def binarize_cpu_uniforms(x, generator=None):
-    """Right on a CPU, wrong on a GPU: the uniforms are drawn on the CPU whatever x's device is."""
-    return (torch.rand(x.shape, generator=generator) < x).to(x.dtype)
 
 
 def test_check_rejects_draws_made_on_the_cpu():
@@ -146,7 +181,3 @@ def test_rescaled_grey_levels_are_not_called_one_random_number_per_image(wrong):
     message = str(info.value)
     assert "one random number per image (" not in message and "shared by all its pixels" not in message, message
     assert "rescal" in message or "returned the grey levels themselves" in message, message
-
-
-def test_probabilities_other_than_the_grey_levels_are_named():
-    _named(lambda x, generator=None: torch.bernoulli(x ** 2, generator=generator), "not the grey levels themselves")

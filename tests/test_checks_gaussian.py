@@ -101,6 +101,10 @@ POST_WRONG = {
     "not as + mu": lambda *a: _post(*a, add_mu=True),
 }
 
+# the listed mistakes, written as a learner would: {exercise: {the mistake the check names: wrong answer}}
+WRONG_ANSWERS = {"log_normal_full": LNF_WRONG, "linear_gaussian_marginal": MARG_WRONG,
+                 "linear_gaussian_posterior": POST_WRONG}
+
 CHECKS = [
     (gchecks.check_log_normal_full, gaussian.log_normal_full, log_normal_full_right, LNF_WRONG,
      gchecks._log_normal_full_cases),
@@ -131,16 +135,6 @@ def test_unfinished_exercise_continues_with_the_reference(check, reference, righ
         check(stub, strict=True, seed=1)
     with pytest.raises(ExerciseNotDone):  # the substituted reference does not count as done either
         check(fn, strict=True, seed=1)
-
-
-@pytest.mark.parametrize("check, reference, right, wrong, cases", CHECKS, ids=IDS)
-def test_each_typical_mistake_is_caught_and_named(check, reference, right, wrong, cases):
-    for phrase, mistake in wrong.items():
-        with pytest.raises(ExerciseError) as info:
-            check(mistake)
-        assert not isinstance(info.value, ExerciseNotDone)
-        assert "known mistake" in str(info.value), (phrase, str(info.value))
-        assert phrase in str(info.value), (phrase, str(info.value))
 
 
 def test_the_right_answers_agree_with_the_library_references():

@@ -50,13 +50,19 @@ def test_log_joint_not_done():
             gchecks.check_log_joint(fn, strict=True, seed=1)
 
 
-@pytest.mark.parametrize("wrong, fragment", [
-    (lambda a, b: a * b[:, None], "multiplying the log-probabilities"),
-    (lambda a, b: torch.log(a.exp() + b.exp()[:, None]), "adding probabilities"),
+LOG_JOINT_WRONG = {
+    "multiplying the log-probabilities": lambda a, b: a * b[:, None],
+    "adding probabilities": lambda a, b: torch.log(a.exp() + b.exp()[:, None]),
     # the inputs once made this answer identical to "adding probabilities" (listed first)
-    (lambda a, b: a, "returning log p(y|x) alone"),
-    (lambda a, b: a.clone(), "returning log p(y|x) alone"),
-])
+    "returning log p(y|x) alone": [lambda a, b: a, lambda a, b: a.clone()],
+}
+
+
+def _rows(table):
+    return [(fn, name) for name, fns in table.items() for fn in (fns if isinstance(fns, list) else [fns])]
+
+
+@pytest.mark.parametrize("wrong, fragment", _rows(LOG_JOINT_WRONG))
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_log_joint_each_known_mistake_is_named(wrong, fragment, seed):
     _named(lambda fn: gchecks.check_log_joint(fn, seed=seed), wrong, fragment)
@@ -113,11 +119,16 @@ def test_unfamiliar_accepts_a_sorted_index_and_the_empirical_cdf(seed):
     assert gchecks.check_unfamiliar(by_cdf, seed=seed) is by_cdf
 
 
-@pytest.mark.parametrize("wrong, fragment", [
-    (lambda lp, ref, fraction=0.01: lp > torch.quantile(ref, fraction), "flagging the most probable"),
-    (lambda lp, ref, fraction=0.01: lp < torch.quantile(ref, 1 - fraction), "using the (1 - fraction)-quantile"),
-    (lambda lp, ref, fraction=0.01: lp < torch.quantile(lp, fraction), "taking the quantile of the inputs themselves"),
-])
+UNFAMILIAR_WRONG = {
+    "flagging the most probable": lambda lp, ref, fraction=0.01: lp > torch.quantile(ref, fraction),
+    "using the (1 - fraction)-quantile": lambda lp, ref, fraction=0.01: lp < torch.quantile(ref, 1 - fraction),
+    "taking the quantile of the inputs themselves": lambda lp, ref, fraction=0.01: lp < torch.quantile(lp, fraction),
+}
+# the listed mistakes, written as a learner would: {exercise: {the mistake the check names: wrong answer(s)}}
+WRONG_ANSWERS = {"log_joint": LOG_JOINT_WRONG, "unfamiliar": UNFAMILIAR_WRONG}
+
+
+@pytest.mark.parametrize("wrong, fragment", _rows(UNFAMILIAR_WRONG))
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_unfamiliar_each_known_mistake_is_named(wrong, fragment, seed):
     _named(lambda fn: gchecks.check_unfamiliar(fn, seed=seed), wrong, fragment)

@@ -76,11 +76,6 @@ def test_latent_sweep_names_each_typical_mistake(description):
     named(lchecks.check_latent_sweep, lchecks.SWEEP_MISTAKES[description], description)
 
 
-def test_latent_sweep_catches_more_wrong_answers():
-    named(lchecks.check_latent_sweep, sweep_in_place, "changed its input z0 in place")
-    named(lchecks.check_latent_sweep, sweep_wrong_dim, "not right yet")
-
-
 # ----------------------------------------------------------------------------- interpolation
 @torch.no_grad()
 def interp_loop(model, x_a, x_b, steps):
@@ -132,11 +127,6 @@ def test_interpolatenot_done():
 @pytest.mark.parametrize("description", list(lchecks.INTERPOLATE_MISTAKES))
 def test_interpolate_names_each_typical_mistake(description):
     named(lchecks.check_interpolate, lchecks.INTERPOLATE_MISTAKES[description], description)
-
-
-def test_interpolate_catches_more_wrong_answers():
-    named(lchecks.check_interpolate, interp_in_place, "changed its input x_a in place")
-    named(lchecks.check_interpolate, interp_codes, "has shape")
 
 
 # ----------------------------------------------------------------------------- the inputs' device
@@ -223,3 +213,96 @@ def test_rerunning_a_check_on_its_stand_in_returns_the_same_stand_in(check):
     assert getattr(stand_in, "_lvmlib_substitute_for", None)
     assert check(stand_in) is stand_in
     assert check(check(stand_in)) is stand_in
+
+
+# ----------------------------------------------------------------------------- the tables of the catalogue
+@torch.no_grad()
+def sweep_logits(model, z0, dim, values):  # the decoder's network output read as the image
+    z = z0.repeat(len(values), 1)
+    z[:, dim] = values
+    return model.decoder(z)
+
+
+@torch.no_grad()
+def sweep_added(model, z0, dim, values):
+    return torch.stack([model.decoder.mean(z0 + v * torch.eye(len(z0))[dim]) for v in values])
+
+
+@torch.no_grad()
+def sweep_from_zero(model, z0, dim, values):
+    z = torch.zeros(len(values), len(z0), device=z0.device)
+    z[:, dim] = values
+    return model.decoder.mean(z)
+
+
+@torch.no_grad()
+def sweep_one_value(model, z0, dim, values):  # the first value only, repeated
+    z = z0.repeat(len(values), 1)
+    z[:, dim] = values[0]
+    return model.decoder.mean(z)
+
+
+@torch.no_grad()
+def sweep_values_reversed(model, z0, dim, values):
+    z = z0.repeat(len(values), 1)
+    z[:, dim] = values.flip(0)
+    return model.decoder.mean(z)
+
+
+@torch.no_grad()
+def interp_pixels(model, x_a, x_b, steps):
+    return torch.stack([x_a + k / (steps - 1) * (x_b - x_a) for k in range(steps)])
+
+
+@torch.no_grad()
+def interp_no_end(model, x_a, x_b, steps):
+    mu, _ = model.encode(torch.stack([x_a, x_b]))
+    t = torch.arange(steps, device=mu.device)[:, None] / steps  # never reaches 1
+    return model.decoder.mean(mu[0] + t * (mu[1] - mu[0]))
+
+
+@torch.no_grad()
+def interp_backwards(model, x_a, x_b, steps):
+    mu, _ = model.encode(torch.stack([x_b, x_a]))
+    t = torch.linspace(0, 1, steps, device=mu.device)[:, None]
+    return model.decoder.mean((1 - t) * mu[0] + t * mu[1])
+
+
+@torch.no_grad()
+def interp_log_var_ends(model, x_a, x_b, steps):  # the encoder's second output taken for the mean
+    _, lv = model.encode(torch.stack([x_a, x_b]))
+    t = torch.linspace(0, 1, steps, device=lv.device)[:, None]
+    return model.decoder.mean((1 - t) * lv[0] + t * lv[1])
+
+
+@torch.no_grad()
+def interp_one_step_short(model, x_a, x_b, steps):  # torch.linspace(0, 1, steps - 1): one image missing
+    mu, _ = model.encode(torch.stack([x_a, x_b]))
+    t = torch.linspace(0, 1, steps - 1, device=mu.device)[:, None]
+    return model.decoder.mean((1 - t) * mu[0] + t * mu[1])
+
+
+WRONG_ANSWERS = {
+    "latent_sweep": {"gives the decoder's logits": sweep_logits, "was added to z0[dim]": sweep_added,
+                     "starts from z = 0": sweep_from_zero},
+    "interpolate": {"blended in pixel space": interp_pixels, "misses its last point": interp_no_end,
+                    "runs backwards": interp_backwards},
+}
+UNLISTED = {
+    "latent_sweep": {
+        "changes z0 in place": sweep_in_place,
+        "the next dimension moved instead of dim": sweep_wrong_dim,
+        "a table made with torch.zeros without device=": sweep_cpu_zeros,
+        "decoded with gradients on": sweep_with_gradients,
+        "the first value only": sweep_one_value,
+        "the values in reverse order": sweep_values_reversed,
+    },
+    "interpolate": {
+        "changes x_a in place": interp_in_place,
+        "the codes returned, not the images": interp_codes,
+        "the path made with torch.linspace without device=": interp_cpu_linspace,
+        "decoded with gradients on": interpolate_with_gradients,
+        "log_var taken for the means": interp_log_var_ends,
+        "one image short (linspace over steps - 1)": interp_one_step_short,
+    },
+}

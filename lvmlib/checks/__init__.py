@@ -3,7 +3,8 @@
 The machinery is in :mod:`lvmlib.checks._core`; each lecture concept has a module
 of checks (``lvmlib.checks.generative``, ``lvmlib.checks.gaussian``,
 ``lvmlib.checks.ppca``, ``lvmlib.checks.variational``, ``lvmlib.checks.vae``,
-``lvmlib.checks.data``, ``lvmlib.checks.latent_space``, ``lvmlib.checks.inference_gap``), each
+``lvmlib.checks.data``, ``lvmlib.checks.training``, ``lvmlib.checks.latent_space``,
+``lvmlib.checks.inference_gap``), each
 check a one-liner in a notebook::
 
     from lvmlib import checks

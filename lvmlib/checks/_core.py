@@ -201,6 +201,11 @@ def _to_numpy(value: Any) -> Any:
 def _describe(value: Any, limit: int = 6) -> str:
     """A short human-readable summary of an input or output."""
     value = _to_numpy(value)
+    if isinstance(value, (np.ndarray, np.generic)) and value.ndim == 0:  # a scalar reads as the number it is
+        value = value.item()
+        return f"{value:.6g}" if isinstance(value, float) else repr(value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
     if isinstance(value, np.ndarray):
         if value.size <= limit:
             return f"array{value.shape} {np.array2string(value, precision=5)}"
@@ -250,7 +255,9 @@ def compare(expected: Any, got: Any, rtol: float, atol: float, where: str = "the
     if np.allclose(g_arr, e_arr, rtol=rtol, atol=atol, equal_nan=True):
         return None
     diff = np.abs(g_arr - e_arr)
-    worst = np.unravel_index(np.nanargmax(diff), diff.shape) if diff.ndim else ()
+    if not diff.ndim:  # one number: the two numbers say it all
+        return f"{where} differs from the reference: expected {_describe(e_arr)}, got {_describe(g_arr)}"
+    worst = np.unravel_index(np.nanargmax(diff), diff.shape)
     return (
         f"{where} differs from the reference: expected {_describe(e_arr)}, got {_describe(g_arr)}; "
         f"largest difference {float(diff[worst]):.3g} at index {tuple(int(i) for i in worst)}"
@@ -278,12 +285,15 @@ def _known_mistake(known_mistakes, case: Case, got: Any, seed: int, rtol: float,
                    learner: Callable | None = None, other_cases: Sequence[tuple[Case, int]] = ()) -> str | None:
     """The description of the known mistake that ``got`` (the learner's output on ``case``) shows, else None.
 
-    Several mistakes can give the same output on one case (``epoch // W`` and ``(epoch - 1) / (W - 1)`` both
-    give 0 at epoch 1): then the learner's function is also run on ``other_cases`` ((case, seed) pairs) and
-    the mistake named is the first one that agrees with it on all of them, the one the answer really shows.
+    A mistake is named only when the learner's function agrees with it on every case: one case can fit
+    several mistakes (``epoch // W`` and ``(epoch - 1) / (W - 1)`` both give 0 at epoch 1), and a wrong answer
+    of another kind can fit one mistake on one case and not on the next. So the learner's function is also
+    run on ``other_cases`` ((case, seed) pairs) and each candidate is kept only where it gives the learner's
+    output there too (a case on which the learner's function raises tells nothing and is skipped); the first
+    candidate left, in the order of ``known_mistakes``, is named.
     """
     found = _matching_mistakes(known_mistakes, case, got, seed, rtol, atol)
-    if len(found) > 1 and learner is not None:
+    if found and learner is not None:
         for other, other_seed in other_cases:
             with torch.random.fork_rng():
                 torch.manual_seed(other_seed)
@@ -291,11 +301,9 @@ def _known_mistake(known_mistakes, case: Case, got: Any, seed: int, rtol: float,
                     mine = _copied(other).call(learner)
                 except Exception:
                     continue
-            keep = [d for d in found if d in _matching_mistakes({d: known_mistakes[d]}, other, mine, other_seed,
+            found = [d for d in found if d in _matching_mistakes({d: known_mistakes[d]}, other, mine, other_seed,
                                                                 rtol, atol)]
-            if keep:
-                found = keep
-            if len(found) == 1:
+            if not found:
                 break
     return found[0] if found else None
 
@@ -501,7 +509,16 @@ def check_follows_device(learner: Callable, reference: Callable, case: Case, *, 
     except Exception:
         return  # the reference cannot run there: nothing to learn
     try:
-        got = _copied(moved).call(learner)
+        if device.type == "meta":
+            # torch.distributions validates its arguments by reading their values, which meta tensors lack
+            validate = torch.distributions.Distribution._validate_args
+            torch.distributions.Distribution.set_default_validate_args(False)
+            try:
+                got = _copied(moved).call(learner)
+            finally:
+                torch.distributions.Distribution.set_default_validate_args(validate)
+        else:
+            got = _copied(moved).call(learner)
     except ExerciseError:
         raise
     except Exception as err:

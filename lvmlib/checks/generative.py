@@ -76,5 +76,5 @@ def check_unfamiliar(fn, *, strict=False, seed=0):
             "taking the quantile of the inputs themselves instead of the reference data":
                 lambda lp, ref, fraction=0.01: lp < torch.quantile(lp, fraction),
         },
-        hint="threshold = torch.quantile(log_p_x_reference, fraction); flag log_p_x below it.",
+        hint="the threshold is the fraction-quantile of the REFERENCE inputs' log p(x); flag the inputs below it.",
     )

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lvmlib.checks._core import Case, ExerciseError
+from lvmlib.checks._core import Case, ExerciseError, check_follows_device
 from lvmlib.checks.variational import check_through, tensor_output
 from lvmlib import flows as _flows
 from lvmlib.gaussian import kl_normal_diag
@@ -113,8 +113,8 @@ def check_grid_posterior(learner: Callable, *, strict: bool = False, seed: int =
             "the logsumexp also ran over the batch: every data point has its own p(x); sum over the grid "
             "axes (-2, -1) only.": _grid_over_batch,
         },
-        hint="log_px = torch.logsumexp(log_joint.flatten(-2), dim=-1) + math.log(h1 * h2); then subtract it "
-             "(log_px[:, None, None]) from log_joint.",
+        hint="log p(x) is the log of the sum over the grid's nodes of p(x, z) times the cell area, computed in "
+             "log space, one per data point; the log-posterior is the log-joint minus it.",
     )
 
 
@@ -181,7 +181,8 @@ def check_kl_by_quadrature(learner: Callable, *, strict: bool = False, seed: int
             "the KL was summed over the batch: return one KL per data point, shape (B,).": _kl_batch_sum,
             "the integrand lacks q: KL is an expectation under q, sum q (log q - log p) h1 h2.": _kl_unweighted,
         },
-        hint="q = log_q.exp(); return (q * (log_q - log_post)).sum(dim=(-2, -1)) * h1 * h2",
+        hint="the KL is an integral over z: the sum over the nodes of q(z) (log q(z) - log p(z|x)) times the "
+             "cell area, one value per data point.",
     )
 
 
@@ -215,7 +216,7 @@ def _planar_variant(sign=1.0, one=1.0, constrained=True, deriv="sech2", reduce=F
 
 def check_planar_step(learner: Callable, *, strict: bool = False, seed: int = 0) -> Callable:
     """Check ``planar_step(z, w, u, b)`` -> (z_new (B, M), log_det (B,)) with the constraint on u."""
-    return check_through(
+    out = check_through(
         learner, planar_step, tensor_output("planar_step", 1), _planar_cases,
         name="planar_step", seed=seed, strict=strict, rtol=1e-6, atol=1e-8,
         known_mistakes={
@@ -229,9 +230,12 @@ def check_planar_step(learner: Callable, *, strict: bool = False, seed: int = 0)
             "the log-dets were summed over the batch: one log-det per data point, shape (B,).":
                 _planar_variant(reduce=True),
         },
-        hint="u_hat = u + (-1 + softplus(w.u) - w.u) * w / |w|^2; h = tanh(w.z + b); "
-             "log_det = log|1 + u_hat . (1 - h^2) w|.",
+        hint="constrain u to u_hat (so that w . u_hat > -1), move z along u_hat by tanh(w.z + b), and take the "
+             "log-det from the matrix determinant lemma, one per data point.",
     )
+    if strict or out is learner:  # right on the CPU: it must also follow its inputs' device
+        check_follows_device(learner, planar_step, _planar_cases(np.random.default_rng(seed)), name="planar_step")
+    return out
 
 
 # ============================================================================= Householder reflections
@@ -269,7 +273,7 @@ def _hh_variant(normalise=True, reverse=False, sign=-1.0, chain=True, logdet="ze
 def check_householder_chain(learner: Callable, *, strict: bool = False, seed: int = 0) -> Callable:
     """Check ``householder_chain(z, vs)`` -> (z_new (B, M), log_det (B,)):
     K reflections H_k = I - 2 v_k v_k^T / |v_k|^2 applied in order k = 1..K, log|det| = 0."""
-    return check_through(
+    out = check_through(
         learner, householder_chain, tensor_output("householder_chain", 0), _hh_cases,
         name="householder_chain", seed=seed, strict=strict, rtol=1e-7, atol=1e-9,
         known_mistakes={
@@ -284,8 +288,13 @@ def check_householder_chain(learner: Callable, *, strict: bool = False, seed: in
             "a reflection is I - 2 v v^T / |v|^2, with the factor 2 (I - v v^T/|v|^2 is a projection, not "
             "invertible).": _hh_variant(factor=1.0),
         },
-        hint="for k in range(K): v = vs[:, k]; z = z - 2 * v * (v * z).sum(-1, keepdim=True) / (v * v).sum(-1, keepdim=True)",
+        hint="apply the K reflections in order, each to the previous one's output (a reflection through the "
+             "hyperplane orthogonal to v_k); reflections keep volumes.",
     )
+    if strict or out is learner:  # right on the CPU: it must also follow its inputs' device
+        check_follows_device(learner, householder_chain, _hh_cases(np.random.default_rng(seed)),
+                             name="householder_chain")
+    return out
 
 
 # ============================================================================= the refinement loop
@@ -323,7 +332,7 @@ def refine_reference(model, x, steps, lr, n_samples=8):
     mu, log_var = mu0.clone().requires_grad_(True), lv0.clone().requires_grad_(True)
     opt = torch.optim.Adam([mu, log_var], lr=lr)
     for _ in range(steps):
-        eps = torch.randn((n_samples, *mu.shape), dtype=mu.dtype)
+        eps = torch.randn((n_samples, *mu.shape), dtype=mu.dtype, device=mu.device)
         z = mu + torch.exp(0.5 * log_var) * eps
         elbo = model.log_px_given_z(x, z).mean(0) - model.kl(mu, log_var)  # (B,)
         opt.zero_grad()
@@ -352,7 +361,7 @@ _REFERENCE_ELBO: dict = {}
 
 def _refine_summary(fn: Callable) -> Callable:
     """What the loop did, as 0/1: (decoder unchanged, encoder unchanged, starts from the encoder's output,
-    ELBO rose, ELBO as high as the reference loop's, result detached)."""
+    ELBO rose, ELBO as high as the reference loop's, result detached, ELBO fell, steps=0 gives N(0, I))."""
 
     def run(model, x, steps, lr):
         state = {k: v.clone() for k, v in model.state_dict().items()}
@@ -373,6 +382,7 @@ def _refine_summary(fn: Callable) -> Callable:
         fresh = copy.deepcopy(model)
         start = fn(fresh, x, 0, lr)
         from_encoder = all(torch.allclose(a.detach(), b) for a, b in zip(start, (mu0, lv0)))
+        from_prior = all(torch.equal(a.detach(), torch.zeros_like(b)) for a, b in zip(start, (mu0, lv0)))
         base = _exact_elbo(model, x, mu0, lv0)
         key = (x.numpy().tobytes(), tuple(float(v.sum()) for v in state.values()), steps, lr)
         if key not in _REFERENCE_ELBO:  # the reference loop runs once per case, not once per function checked
@@ -387,7 +397,9 @@ def _refine_summary(fn: Callable) -> Callable:
         rose = bool((mine - base).sum() > 0)
         as_high = bool(mine.sum() >= ref.sum() - 3.0)
         detached = not (mu.requires_grad or lv.requires_grad)
-        return torch.tensor([dec_same, enc_same, from_encoder, rose, as_high, detached], dtype=torch.float64)
+        fell = bool((mine - base).sum() < 0)  # a loop that never moves (mu, log_var) neither rises nor falls
+        return torch.tensor([dec_same, enc_same, from_encoder, rose, as_high, detached, fell, from_prior],
+                            dtype=torch.float64)
 
     return run
 
@@ -445,6 +457,17 @@ def _refine_wrong_sign(model, x, steps, lr):
     return mu.detach(), lv.detach()
 
 
+def _refine_no_step(model, x, steps, lr):
+    mu0, lv0 = (t.detach() for t in model.encode(x))
+    mu, lv = mu0.clone().requires_grad_(True), lv0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([mu, lv], lr=lr)
+    for _ in range(steps):
+        loss = -_elbo_sum(model, x, mu, lv)
+        opt.zero_grad()
+        loss.backward()  # opt.step() forgotten: the gradients are computed and never used
+    return mu.detach(), lv.detach()
+
+
 def _refine_attached(model, x, steps, lr):
     mu, lv = refine_reference(model, x, steps, lr)
     return mu.requires_grad_(True), lv.requires_grad_(True)
@@ -466,7 +489,7 @@ def check_refine_posterior(learner: Callable, *, strict: bool = False, seed: int
 
 
 def _check_refine(learner, strict, seed):
-    return check_through(
+    out = check_through(
         learner, refine_reference, _refine_summary, _refine_cases,
         name="refine_posterior", seed=seed, strict=strict, n_trials=1, rtol=0, atol=1e-9,
         known_mistakes={
@@ -479,9 +502,15 @@ def _check_refine(learner, strict, seed):
             "the refinement starts from N(0, I) instead of the encoder's output: steps=0 must give q_phi.":
                 _refine_from_prior,
             "the loss has the wrong sign: minimise -ELBO (the ELBO fell instead of rising).": _refine_wrong_sign,
+            "the loop did not improve the ELBO at all: (mu, log_var) came back as the encoder gave them. Each "
+            "step must change them: optimizer.step() after backward(), with the optimiser holding the very "
+            "tensors the loss is computed from.": _refine_no_step,
             "the result still requires gradients: return mu.detach(), log_var.detach().": _refine_attached,
         },
-        hint="mu, log_var = (t.detach().clone().requires_grad_(True) for t in model.encode(x)); "
-             "opt = torch.optim.Adam([mu, log_var], lr=lr); each step: z = mu + exp(0.5 log_var) eps, "
-             "loss = -(model.log_px_given_z(x, z).mean(0) - model.kl(mu, log_var)).sum().",
+        hint="start new leaf tensors from the encoder's (mu, log_var), give only them to the optimiser (with lr), "
+             "each step raise the batch's ELBO at reparameterised samples, and return them detached.",
     )
+    if strict or out is learner:  # right on the CPU: it must also follow its inputs' device
+        model, x, _, lr = _refine_cases(np.random.default_rng(seed)).args
+        check_follows_device(learner, refine_reference, Case((model, x, 2, lr)), name="refine_posterior")
+    return out

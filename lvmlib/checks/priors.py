@@ -7,7 +7,9 @@
 - ``check_kl_warmup``: the KL weight of a linear warm-up, min(1, epoch / warmup_epochs) for
   1-based epochs (1 throughout when warmup_epochs = 0), as ``lvmlib.training`` sets it;
 - ``check_hierarchical_elbo``: the named terms of the two-level ELBO
-  (:mod:`lvmlib.hierarchical`) from the log-densities at one sample.
+  (:mod:`lvmlib.hierarchical`) from the log-densities at one sample;
+- ``check_rate_terms`` (the core exercise): the rate and its two parts, R = I_q(n; z) + KL(q(z) || p(z)),
+  by Monte Carlo with the aggregate posterior (:func:`lvmlib.variational.rate_terms`), with partial diagnosis.
 
 Usage in a notebook::
 
@@ -24,12 +26,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from lvmlib.checks._core import Case, ExerciseError
+from lvmlib.checks._core import Case, ExerciseError, Part, check_follows_device
 from lvmlib.checks.variational import check_through, tensor_output
 from lvmlib.gaussian import log_normal_diag
 from lvmlib.priors import mixture_log_prob as _mixture
 
-__all__ = ["check_mixture_log_prob", "check_vamp_log_prob", "check_kl_warmup", "check_hierarchical_elbo"]
+__all__ = ["check_mixture_log_prob", "check_vamp_log_prob", "check_kl_warmup", "check_hierarchical_elbo",
+           "check_rate_terms"]
 
 
 def _t(rng, *shape, scale=1.0):
@@ -115,7 +118,7 @@ def check_mixture_log_prob(learner: Callable, *, strict: bool = False, seed: int
 
     Inputs of the learner's function: z (B, M), means and log_vars (K, M), logits (K,).
     """
-    return check_through(
+    out = check_through(
         learner, _mog_reference, tensor_output("mixture_log_prob"), _mog_case_list(seed),
         name="mixture_log_prob", seed=seed, strict=strict, rtol=1e-6, atol=1e-8,
         known_mistakes={
@@ -135,9 +138,12 @@ def check_mixture_log_prob(learner: Callable, *, strict: bool = False, seed: int
             "log_vars are log-VARIANCES; the standard deviation is exp(0.5 * log_vars).": _mog_log_std,
             "the max over components is only an approximation of the logsumexp.": _mog_max,
         },
-        hint="log_comp = log_normal_diag(z.unsqueeze(-2), means, log_vars)  # (B, K); "
-             "return torch.logsumexp(log_comp + torch.log_softmax(logits, 0), dim=-1).",
+        hint="score z under each component as one M-dimensional Gaussian (a (B, K) table), add the log mixing "
+             "weights made from the logits, and combine the components in log space.",
     )
+    if strict or out is learner:  # right on the CPU: it must also follow its inputs' device
+        check_follows_device(learner, _mog_reference, _mog_case_list(seed, 1)[0], name="mixture_log_prob")
+    return out
 
 
 # ----------------------------------------------------------------------------- VampPrior
@@ -162,7 +168,7 @@ class _Encoder(nn.Module):
 def _vamp_reference(z, u, encoder):
     mu, log_var = encoder(u)
     K = u.shape[0]
-    return _mixture(z, mu, log_var, torch.full((K,), -math.log(K), dtype=mu.dtype))
+    return _mixture(z, mu, log_var, torch.full((K,), -math.log(K), dtype=mu.dtype, device=mu.device))
 
 
 def _vamp_cases(rng: np.random.Generator) -> Case:
@@ -229,7 +235,7 @@ def check_vamp_log_prob(learner: Callable, *, strict: bool = False, seed: int = 
     Inputs of the learner's function: z (B, M); u (K, D) pseudo-inputs; encoder, a callable
     u -> (mu (K, M), log_var (K, M)).
     """
-    return check_through(
+    out = check_through(
         learner, _vamp_reference, _vamp_output, _vamp_cases,
         name="vamp_log_prob", seed=seed, strict=strict, rtol=1e-6, atol=1e-8,
         known_mistakes={
@@ -242,9 +248,12 @@ def check_vamp_log_prob(learner: Callable, *, strict: bool = False, seed: int = 
             "log K is subtracted once per mixture, not once per latent dimension.": _vamp_log_k_per_dimension,
             "subtract log K (the weights are 1/K), do not add it.": _vamp_plus_log_k,
         },
-        hint="mu, log_var = encoder(u)  # (K, M); log_comp = log_normal_diag(z.unsqueeze(-2), mu, log_var)  # (B, K); "
-             "return torch.logsumexp(log_comp, dim=-1) - math.log(K).",
+        hint="the encoder at the K pseudo-inputs gives the K components; score z under each (a (B, K) table) "
+             "and average the K densities in log space.",
     )
+    if strict or out is learner:  # right on the CPU: it must also follow its inputs' device
+        check_follows_device(learner, _vamp_reference, _vamp_cases(np.random.default_rng(seed)), name="vamp_log_prob")
+    return out
 
 
 # ----------------------------------------------------------------------------- KL warm-up
@@ -319,7 +328,8 @@ def check_kl_warmup(learner: Callable, *, strict: bool = False, seed: int = 0) -
             "that is no warm-up: the weight grows linearly from 1/warmup_epochs to 1.": _warmup_never,
             "the weight GROWS from near 0 to 1 (the KL is switched on gradually), it does not decay.": _warmup_inverted,
         },
-        hint="return 1.0 if warmup_epochs == 0 else min(1.0, epoch / warmup_epochs)",
+        hint="the weight grows linearly with the 1-based epoch, reaches 1 at epoch warmup_epochs and stays there; "
+             "warmup_epochs = 0 means no warm-up.",
     )
 
 
@@ -387,6 +397,123 @@ def check_hierarchical_elbo(learner: Callable, *, strict: bool = False, seed: in
             "the KL terms are SUBTRACTED from the reconstruction term: elbo = re - kl_z1 - kl_z2.": _helbo_plus,
             "return one value per data point (B,), not batch means.": _helbo_mean,
         },
-        hint='return {"re": log_px_z1, "kl_z1": log_q_z1 - log_p_z1_z2, "kl_z2": log_q_z2 - log_p_z2, '
-             '"elbo": re - kl_z1 - kl_z2}',
+        hint="each level's KL at the sample is its posterior's log-density minus its own prior's; the ELBO "
+             "subtracts both from the reconstruction term, one value per data point.",
+    )
+
+
+# ----------------------------------------------------------------------------- core exercise: the rate's two parts
+HINTS = {
+    "rate_terms": (
+        "All three numbers are averages over the same S x N samples z_sn, one batch of them per image, drawn from "
+        "image n's own posterior with the given noise. Each average is of a difference of two log-densities at z_sn: "
+        "its own posterior, the aggregate posterior q(z), the prior. Which pair goes with which term follows from the "
+        "derivation above.",
+        "The aggregate posterior is a mixture of N Gaussians with equal weights 1/N: evaluate every sample under every "
+        "image's posterior (broadcast z of shape (S, N, 1, M) against mu_z of shape (N, M)), which gives an (S, N, N) "
+        "table of log-densities; the mixture's log-density reduces its last axis.",
+        "Reduce that axis with a log-sum-exp and remember the weights: the log of a MEAN of N densities is the "
+        "log-sum-exp minus log N. Exponentiating first underflows in float32 (below about e^-104 a density is 0), "
+        "and the mean of the logs is a different (smaller) number by Jensen's inequality. Compute all three terms "
+        "from the same samples, so that rate = mutual_info + marginal_kl holds to rounding.",
+    ),
+}
+
+
+def _rt(mu_z, log_var, eps, log_prior, *, std="right", agg="right", mi="right", mkl="right", rate="mc",
+        prior="given", qzx="right"):
+    """The rate's terms as the reference computes them, or with one planted mistake."""
+    n = mu_z.shape[0]
+    sd = {"right": torch.exp(0.5 * log_var), "var": torch.exp(log_var), "none": torch.zeros_like(log_var)}[std]
+    z = mu_z + sd * eps  # (S, N, M)
+    log_q_zx = log_normal_diag(z, mu_z, log_var if qzx == "right" else 2 * log_var, check=False)  # (S, N)
+    table = log_normal_diag(z[:, :, None, :], mu_z, log_var, check=False)  # (S, N, N)
+    log_q_z = {"right": lambda: torch.logsumexp(table, -1) - math.log(n),
+               "no_log_n": lambda: torch.logsumexp(table, -1),
+               "plus_log_n": lambda: torch.logsumexp(table, -1) + math.log(n),
+               "naive": lambda: torch.log(torch.exp(table).mean(-1)),
+               "mean_of_logs": lambda: table.mean(-1),
+               "own": lambda: log_q_zx,
+               "wrong_axis": lambda: torch.logsumexp(table, 1) - math.log(n)}[agg]()
+    log_p_z = log_prior(z) if prior == "given" else log_normal_diag(z, torch.zeros(()), torch.zeros(()), check=False)
+    closed = 0.5 * (mu_z**2 + torch.exp(log_var) - 1.0 - log_var).sum(-1).mean()
+    r = (log_q_zx - log_p_z).mean() if rate == "mc" else closed
+    i = {"right": (log_q_zx - log_q_z).mean(), "prior": (log_q_zx - log_p_z).mean(),
+         "sign": (log_q_z - log_q_zx).mean()}[mi]
+    k = (log_q_z - log_p_z).mean() if mkl == "right" else (log_p_z - log_q_z).mean()
+    return {"log_q_zx": log_q_zx, "log_q_z": log_q_z, "log_p_z": log_p_z, "rate": r, "mutual_info": i,
+            "marginal_kl": k}
+
+
+def _standard_prior(z):
+    return log_normal_diag(z, torch.zeros((), dtype=z.dtype), torch.zeros((), dtype=z.dtype), check=False)
+
+
+class _ShiftedPrior:
+    """log N(z | 0.5, exp(0.6) I): a prior that is not the standard normal."""
+
+    def __call__(self, z):
+        return log_normal_diag(z, torch.full((), 0.5, dtype=z.dtype), torch.full((), 0.6, dtype=z.dtype), check=False)
+
+    def __repr__(self):
+        return "log N(z | 0.5, exp(0.6) I)"
+
+
+def _rate_cases(seed: int) -> list[Case]:
+    rng = np.random.default_rng(seed)
+
+    def case(n, m, s, spread, lv_lo, lv_hi, prior):
+        mu = torch.as_tensor(spread * rng.normal(size=(n, m)), dtype=torch.float32)
+        lv = torch.as_tensor(rng.uniform(lv_lo, lv_hi, size=(n, m)), dtype=torch.float32)
+        eps = torch.as_tensor(rng.normal(size=(s, n, m)), dtype=torch.float32)
+        return Case((mu, lv, eps, prior))
+
+    # a 2-D case, one with another prior, and one of 40 dimensions whose densities (e^-127 to e^-148)
+    # underflow in float32
+    return [case(6, 2, 5, 1.5, -2.0, 0.0, _standard_prior), case(5, 2, 4, 1.0, -1.5, 0.5, _ShiftedPrior()),
+            case(4, 40, 3, 3.0, 3.8, 4.2, _standard_prior)]
+
+
+RATE_PARTS = (
+    Part("log_q_zx (log q(z|x_n) at image n's own samples z = mu_z + exp(log_var / 2) * eps)",
+         lambda out, case: out["log_q_zx"]),
+    Part("log_q_z (the aggregate posterior: log of the MEAN of the N posteriors' densities)",
+         lambda out, case: out["log_q_z"]),
+    Part("log_p_z (the given prior at the samples)", lambda out, case: out["log_p_z"]),
+    Part("rate (the mean of log q(z|x) - log p(z), from YOUR log-densities)",
+         lambda out, case: torch.as_tensor(out["rate"]) - (out["log_q_zx"] - out["log_p_z"]).mean()),
+    Part("mutual_info (the mean of log q(z|x) - log q(z), from YOUR log-densities)",
+         lambda out, case: torch.as_tensor(out["mutual_info"]) - (out["log_q_zx"] - out["log_q_z"]).mean()),
+    Part("marginal_kl (the mean of log q(z) - log p(z), from YOUR log-densities)",
+         lambda out, case: torch.as_tensor(out["marginal_kl"]) - (out["log_q_z"] - out["log_p_z"]).mean()),
+)
+
+RATE_MISTAKES = {
+    "the log of a MEAN of N densities is logsumexp - log N: the log-sum-exp alone is the log of their SUM.":
+        lambda *a: _rt(*a, agg="no_log_n"),
+    "the mutual information compares q(z|x) with the AGGREGATE posterior q(z), not with the prior (that gives the "
+    "rate again).": lambda *a: _rt(*a, mi="prior"),
+    "KL(q(z) || p(z)) is the mean of log q(z) - log p(z), the aggregate's log-density first; the other order has "
+    "the wrong sign.": lambda *a: _rt(*a, mkl="sign"),
+    "the mean of the log-densities is not the log of the mean density (Jensen): average the densities, i.e. "
+    "log-sum-exp minus log N.": lambda *a: _rt(*a, agg="mean_of_logs"),
+    "exp() of the log-densities underflows in float32 (below about e^-104 a density is 0, and log 0 = -inf): "
+    "reduce with torch.logsumexp.": lambda *a: _rt(*a, agg="naive"),
+    "q(z) is the mixture of ALL N posteriors, not image n's own q(z|x_n) (that makes the mutual information 0).":
+        lambda *a: _rt(*a, agg="own"),
+    "z was drawn with exp(log_var), the variance, as its scale; the scale is exp(log_var / 2).":
+        lambda *a: _rt(*a, std="var"),
+}
+
+
+def check_rate_terms(learner: Callable, *, strict: bool = False, seed: int = 0) -> Callable:
+    """Check ``rate_terms(mu_z, log_var, eps, log_prior)`` -> {"log_q_zx", "log_q_z", "log_p_z" (S, N);
+    "rate", "mutual_info", "marginal_kl"}: compared part by part with :func:`lvmlib.variational.rate_terms` on
+    two 2-D cases (the standard normal prior and another one) and a 40-D case whose densities underflow in float32."""
+    from lvmlib.variational import rate_terms
+
+    return check_through(
+        learner, rate_terms, lambda fn: fn, _rate_cases(seed), name="rate_terms", seed=seed, strict=strict,
+        rtol=1e-4, atol=1e-4, parts=RATE_PARTS, known_mistakes=RATE_MISTAKES,
+        hint='checks.hint("rate_terms") shows a hint, one more each time.',
     )

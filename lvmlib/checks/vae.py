@@ -303,8 +303,8 @@ def check_lecture_vae(learner, *, strict: bool = False, seed: int = 0):
             "return one value per data point (B,), not the batch mean (the training wrapper averages).":
                 _BatchMean,
         },
-        hint="RE = log_normal_diag(x, x_hat, 0) (a log-likelihood), KL = log_normal_diag(z, mu_z, log_var) - "
-             "log_normal_standard(z); return -(RE - KL).",
+        hint="RE is the log-likelihood log N(x | x_hat, I) (a log-density, not a loss), KL the single-sample "
+             "log q(z|x) - log p(z) at the sampled z; the loss is -(RE - KL), one value per data point.",
     )
 
 
@@ -374,7 +374,8 @@ def check_log_px_categorical(learner: Callable, *, strict: bool = False, seed: i
             "pick the log-probability of the observed level x_d only (torch.gather or indexing), not all levels.":
                 _cat_all_levels,
         },
-        hint="log_p = torch.log_softmax(logits, dim=-1); pick log_p[b, d, x[b, d]] (torch.gather) and sum over d.",
+        hint="turn the logits into log-probabilities over the L levels (the last axis), pick each pixel's "
+             "observed level, and sum over the D pixels.",
     )
 
 
@@ -444,12 +445,23 @@ def check_active_units(learner: Callable, *, strict: bool = False, seed: int = 0
                 _au_mean,
             "count the units ABOVE the threshold (active), not below it (collapsed).": _au_below,
         },
-        hint="A = mu_z.var(dim=0); return int((A > threshold).sum()), A.",
+        hint="A_m is the variance over the data points (axis 0) of the posterior means; return the number of "
+             "units whose A_m is above the threshold (an int) and A.",
     )
 
 
 # ----------------------------------------------------------------------------- core exercise: one training step
 HINTS = {
+    "LectureVAE": (
+        "Three methods, three fixes of the slide. reparameterize: the second half of the encoder's output is a "
+        "log-VARIANCE here, not a log standard deviation. forward: follow the tensor through the decoder step by step. "
+        "neg_elbo: one value per data point, the negative of (RE - KL).",
+        "The scale of z is the standard deviation, the square root of exp(log_var). In the slide's decoder the second "
+        "layer is applied to the wrong tensor: read which variable each line uses.",
+        "RE is a Gaussian log-density of x with mean x_hat and unit variance (log-variance 0), summed over the pixels "
+        "with its constant; the single-sample KL is the log-density of z under q(z|x) minus that under N(0, I), both "
+        "at the z that forward returned. No .mean() over the batch: the loss is (B,).",
+    ),
     "vae_step": (
         "Write the negative ELBO from its two terms: a reconstruction term log p(x|z) at ONE z drawn from "
         "q(z|x) with the given noise, and the KL from q(z|x) to the prior N(0, I), which for two Gaussians "

@@ -157,9 +157,10 @@ def check_reparameterize(learner: Callable, *, strict: bool = False, seed: int =
             "dz/dmu_z is 0, so mu_z was cut out of the graph (mu_z.detach(), .data or a copy through NumPy): "
             "z = mu_z + sigma * eps must be a differentiable function of mu_z.": _rp_mu_detached,
             "dz/dlog_var is 0, so sigma was cut out of the graph (.detach(), .data or .item()): "
-            "sigma = torch.exp(0.5 * log_var) must stay a differentiable function of log_var.": _rp_sigma_detached,
+            "sigma must stay a differentiable function of log_var.": _rp_sigma_detached,
         },
-        hint="sigma = torch.exp(0.5 * log_var); eps = torch.randn_like(sigma); z = mu_z + sigma * eps.",
+        hint="z = mu_z + sigma * eps: sigma from the log-VARIANCE, eps ~ N(0, I) of mu_z's shape the only "
+             "randomness, so that the gradient reaches mu_z and log_var.",
     )
 
 
@@ -225,7 +226,8 @@ def check_kl_standard_normal(learner: Callable, *, strict: bool = False, seed: i
             "sum over the latent dimensions only (the last axis); keep one value per data point (B,).": _kl_sum_all,
             "the log-variance enters with a minus sign: ... - log_var - 1.": _kl_log_var_sign,
         },
-        hint="KL = 0.5 * (mu_z**2 + log_var.exp() - log_var - 1).sum(-1), one value per row.",
+        hint="the KL of one Gaussian dimension against N(0, 1) has a closed form in mu and sigma^2 = exp(log_var) "
+             "(the notebook derives it); sum it over the M dimensions, one value per row.",
     )
 
 
@@ -287,12 +289,21 @@ def check_iwae_bound(learner: Callable, *, strict: bool = False, seed: int = 0) 
                 _iwae_max,
             "1/K means MINUS log K: L_K = logsumexp_k(log w_k) - log K.": _iwae_plus_log_k,
         },
-        hint="L_K = torch.logsumexp(log_w, dim=0) - math.log(K), with K = log_w.shape[0].",
+        hint="L_K is the log of the MEAN over the K samples (axis 0) of exp(log_w); compute it in log space "
+             "(a log-sum-exp, then the 1/K as a log), one value per data point.",
     )
 
 
 # ----------------------------------------------------------------------------- core exercise: K-sample bounds
 HINTS = {
+    "iwae_bound": (
+        "The bound is the log of an AVERAGE of the K weights w_k = exp(log w_k), one average per data point: "
+        "which axis of log_w holds the K samples?",
+        "Computing exp(log_w) first fails: the log-weights of real data are often near -100 or -1000, and their "
+        "exponentials are 0 in floating point (the cell above shows where). Stay in log space.",
+        "torch has a stable log of a SUM of exponentials over one axis; the log of the average is that minus the "
+        "log of the number of terms.",
+    ),
     "k_sample_bounds": (
         "Everything comes from K log-weights per data point, log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x), "
         "one z_k per noise draw eps[k]. Both bounds are averages of the same K weights; they differ in where "

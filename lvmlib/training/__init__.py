@@ -26,9 +26,9 @@ for any ``nn.Module`` whose ``forward`` returns a dict of named terms with a sca
   per epoch, and the global torch RNG state is saved with the checkpoint).
 
 Modules: ``config`` (TrainConfig), ``loop`` (train), ``batches`` (data on the device, epoch
-averages, evaluate), ``optim`` (optimiser, schedule, weight averaging), ``checkpoints``
-(save, load, load_vae), ``results`` (TrainResult, EpochInfo, NonFiniteLossError), ``cli``
-(the command line, ``python -m lvmlib.training --help``).
+averages, evaluate; ``train_epoch``, one epoch written out: notebook 06's core exercise), ``optim``
+(optimiser, schedule, weight averaging), ``checkpoints`` (save, load, load_vae), ``results``
+(TrainResult, EpochInfo, NonFiniteLossError), ``cli`` (the command line, ``python -m lvmlib.training --help``).
 """
 
 from lvmlib.training.batches import evaluate

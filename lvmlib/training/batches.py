@@ -2,7 +2,8 @@
 
 The data are moved to the device once; a mini-batch is an index into them. Every term the
 model returns, a scalar or one value per example, is summed on the device and copied to the
-host once per epoch (``Accumulator``).
+host once per epoch (``Accumulator``). ``train_epoch`` is one such epoch written out by hand for a
+Bernoulli VAE with dynamic binarization (the reference of notebook 06's core exercise).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from torch import nn
 
 from lvmlib.runtime import get_device
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "train_epoch"]
 
 
 def to_tensors(data: Any, name: str, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
@@ -174,3 +175,45 @@ def model_dtype(model: nn.Module) -> torch.dtype:
         if p.is_floating_point():
             return p.dtype
     return torch.get_default_dtype()
+
+
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, batch_size: int,
+                generator: torch.Generator | None = None) -> float:
+    """One epoch of a VAE with a Bernoulli decoder on dynamically binarized data; the epoch's mean loss.
+
+    Everything stays on the device of ``x`` (the model's): the permutation is made there, each
+    batch is binarized there, b ~ Bernoulli(x_batch), afresh every epoch, and the losses are
+    summed there; the host reads the result once, at the end (no ``.item()`` per batch).
+    Order of the draws from ``generator`` (so that a seeded generator gives the same epoch again):
+    the permutation of the N images, then for each batch its binary images and the model's noise.
+
+    Inputs: model a ``vae.VAE`` (``model(xb, generator=..., check=False)["loss"]`` is the mean
+        -ELBO of the batch); optimizer over its parameters; x (N, D) grey levels in [0, 1] on the
+        model's device (checked by the caller once, e.g. with ``model.check_data``); batch_size a
+        positive integer (the last batch is shorter when N is not a multiple of it); generator a
+        torch.Generator on x's device, or None for PyTorch's global one.
+    Returns: the mean loss over the N images, (1/N) sum_batches B_b * loss_b (a Python float).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    if not torch.is_tensor(x) or x.dim() != 2 or x.shape[0] == 0 or not x.is_floating_point():
+        raise ValueError(f"x must be a float tensor of shape (N, D) with N >= 1, got "
+                         f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    n, bs = x.shape[0], int(batch_size)
+    model.train()
+    perm = torch.randperm(n, generator=generator, device=x.device)         # (N,) made on the device
+    total = x.new_zeros(())                                                 # the sum of B_b * loss_b, on the device
+    for start in range(0, n, bs):
+        xb = torch.bernoulli(x[perm[start:start + bs]], generator=generator)   # (B, D) of 0./1., fresh draws
+        loss = model(xb, generator=generator, check=False)["loss"]          # the mean -ELBO of the batch
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total = total + loss.detach() * xb.shape[0]
+    return (total / n).item()                                               # the epoch's one read from the device
