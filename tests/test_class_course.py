@@ -122,10 +122,12 @@ def test_the_course_is_built_from_solutions(course):
         assert [ex.answer_id for ex in plan] == answers
 
 
-def test_readme_states_the_points_of_the_course():
+def test_instructors_guide_states_the_points_of_the_course():
+    """The points table lives on the website's instructors' guide (site/guides/instructors.md)."""
     table = format_points_table(points_table())
-    assert table in (ROOT / "README.md").read_text(encoding="utf-8"), (
-        "README's points table is out of date; print it with: python tools/make_class_course.py --points")
+    assert table in (ROOT / "site" / "guides" / "instructors.md").read_text(encoding="utf-8"), (
+        "the points table of site/guides/instructors.md is out of date; "
+        "print it with: python tools/make_class_course.py --points")
 
 
 @pytest.mark.slow
