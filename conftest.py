@@ -53,7 +53,8 @@ WAIT_FOR_OTHER_WORKER_S = 900   # a reader waits this long for a notebook anothe
 # --- units of work for the workers (pytest-xdist) ---------------------------------------------------
 
 # Tests (file::function) each of whose runs (each parameter) is a unit of its own: long tests that
-# would otherwise keep their module on one worker, and every test that reads executed notebooks.
+# would otherwise keep their module on one worker, and tests that read executed notebooks (a unit that
+# reads them is handed out last, so a module with one reader among other tests lists the reader here).
 OWN_UNIT = {
     "tests/test_class_course.py::test_a_class_of_four_graded_in_full",
     "tests/test_class_course.py::test_a_class_of_four_graded_side_by_side",
@@ -215,10 +216,6 @@ class ExecutedNotebooks:
                 item.add_marker(pytest.mark.slow)
             unit = unit_of(item.nodeid)
             reader = any(name in getattr(item, "fixturenames", ()) for name in READER_FIXTURES)
-            if reader and unit != item.nodeid:
-                raise pytest.UsageError(
-                    f"{item.nodeid} reads executed notebooks: list its function in conftest.py's OWN_UNIT, "
-                    "so that it runs after the notebooks")
             units.setdefault(unit, []).append(item)
             reads[unit] = reads.get(unit, False) or reader
         order = sorted(units, key=lambda unit: _rank(unit, reads[unit]))    # stable: collection order within a rank

@@ -1,5 +1,5 @@
-"""The course's website in a real browser: built in smoke mode (tools/build_site.py --smoke, whose
-execution cache in build/site-cache/smoke/ makes a rebuild take seconds), served on 127.0.0.1 and read
+"""The course's website in a real browser: built in smoke mode from the learner notebooks as the
+run's nbval executed them (tools/build_site.py --smoke --execute off), served on 127.0.0.1 and read
 in headless Chromium that may reach nothing else.
 
 Every page loads with no failed request and no console error; formulas are typeset by the site's own
@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from browser_support import browser_tools, lab_page  # noqa: F401 (fixture)
@@ -30,10 +31,17 @@ SKIPPED_FOLDERS = {"_static", "_sources", "_downloads", "_images", "jupyter_exec
 
 
 @pytest.fixture(scope="module")
-def built_site():
+def built_site(tmp_path_factory, executed_notebook):
+    """The site of the learner notebooks as this run executed them (nbval's smoke-mode run of
+    notebooks/, shared by the ``executed_notebook`` fixture: conftest.py), built without executing
+    anything again (``--execute off``)."""
     if not (build_site.MATHJAX / "tex-chtml.js").is_file() or not AXE.is_file():
         pytest.skip("MathJax and axe-core are not installed (bash tools/install_site_assets.sh; needs node and npm)")
-    args = build_site.parse_args(["--smoke"])
+    executed = tmp_path_factory.mktemp("executed-notebooks")
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nbformat.write(executed_notebook(path), str(executed / path.name))
+    args = build_site.parse_args(["--smoke", "--execute", "off", "--notebooks", str(executed),
+                                  "--out", str(tmp_path_factory.mktemp("site") / "html")])
     return build_site.build(args)
 
 
