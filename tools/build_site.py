@@ -177,11 +177,23 @@ def _result_title(path: Path) -> str:
     return path.stem
 
 
+def _index_page(body: str, pages: list[Path]) -> str:
+    """A page of generated text followed by the hidden table of contents of ``pages``."""
+    toc = "\n".join(p.stem for p in pages)
+    return f"""{body}
+```{{toctree}}
+:hidden:
+:maxdepth: 1
+
+{toc}
+```
+"""
+
+
 def notebooks_index(notebooks: list[Path]) -> str:
     rows = "\n".join(f"| [{_notebook_title(nb)}]({nb.stem}.ipynb) | {{download}}`{nb.name} <{nb.name}>` |"
                      for nb in notebooks)
-    toc = "\n".join(nb.stem for nb in notebooks)
-    return f"""# The notebooks
+    return _index_page(f"""# The notebooks
 
 Work through them in order. Each page shows the learner's notebook as it runs on a CPU: the
 exercises are not done, so each check prints "not done yet" and the notebook carries on with the
@@ -191,20 +203,12 @@ library's reference. Download a notebook to work on it in JupyterLab (the two co
 | notebook | download |
 |---|---|
 {rows}
-
-```{{toctree}}
-:hidden:
-:maxdepth: 1
-
-{toc}
-```
-"""
+""", notebooks)
 
 
 def results_index(results: list[Path]) -> str:
     rows = "\n".join(f"- [{_result_title(r)}]({r.stem}.md) (`benchmarks/results/{r.name}`)" for r in results)
-    toc = "\n".join(r.stem for r in results)
-    return f"""# Measured results
+    return _index_page(f"""# Measured results
 
 The course's benchmarks (`benchmarks/`) compare lvmlib with a baseline, side by side in one run, and
 record their numbers with the machine they ran on. How a comparison is made (the same schedule and
@@ -212,14 +216,7 @@ budget for every contender, choices on validation, paired seeds with a 95% inter
 `benchmarks/README.md`. Each page below is one recorded result, as the benchmark wrote it.
 
 {rows}
-
-```{{toctree}}
-:hidden:
-:maxdepth: 1
-
-{toc}
-```
-"""
+""", results)
 
 
 def _sync_file(src: Path | None, dest: Path, text: str | None = None) -> None:
