@@ -19,6 +19,7 @@ mistakes apart.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -387,7 +388,9 @@ UNLISTED = {
 SLOW = {"reparameterize", "LectureVAE", "vae_step", "refine_posterior", "train_epoch"}
 
 
+@functools.cache
 def _inventory():
+    """Read once per process: the solutions and the tables do not change while the tests run."""
     return wrong_answers.inventory()
 
 

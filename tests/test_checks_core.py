@@ -94,6 +94,28 @@ def test_stochastic_functions_see_the_same_torch_seed():
 
     assert check_function(mine, ref, [Case((5,)), Case((7,))], name="noise") is mine
 
+def test_seeded_draws_what_torch_manual_seed_draws_and_restores_the_generator():
+    torch.manual_seed(3)
+    expected = torch.randn(6), torch.rand(2, 3), torch.randint(0, 9, (4,))
+    before = torch.random.get_rng_state()
+    with _core.seeded(3):
+        got = torch.randn(6), torch.rand(2, 3), torch.randint(0, 9, (4,))
+    for e, g in zip(expected, got):
+        assert torch.equal(e, g)
+    assert torch.equal(torch.random.get_rng_state(), before)   # the draws outside go on as before
+
+
+def test_seeded_seeds_cuda_where_there_is_cuda(monkeypatch):
+    """torch.manual_seed seeds every CUDA device: so does seeded, on a machine that has one (here pretended)."""
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", calls.append)
+    monkeypatch.setattr(torch.random, "fork_rng", lambda: __import__("contextlib").nullcontext())
+    with _core.seeded(11):
+        pass
+    assert calls == [11]
+
+
 
 def test_a_non_function_is_refused():
     with pytest.raises(TypeError, match="expected the function"):

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lvmlib.checks._core import Case, ExerciseError, check_follows_device
+from lvmlib.checks._core import Case, ExerciseError, check_follows_device, seeded
 from lvmlib.checks.variational import check_through, tensor_output
 from lvmlib import flows as _flows
 from lvmlib.gaussian import kl_normal_diag
@@ -386,8 +386,7 @@ def _refine_summary(fn: Callable) -> Callable:
         base = _exact_elbo(model, x, mu0, lv0)
         key = (x.numpy().tobytes(), tuple(float(v.sum()) for v in state.values()), steps, lr)
         if key not in _REFERENCE_ELBO:  # the reference loop runs once per case, not once per function checked
-            with torch.random.fork_rng():
-                torch.manual_seed(0)
+            with seeded(0):
                 _REFERENCE_ELBO.clear()
                 _REFERENCE_ELBO[key] = _exact_elbo(model, x, *refine_reference(copy.deepcopy(model), x, steps, lr))
         ref = _REFERENCE_ELBO[key]

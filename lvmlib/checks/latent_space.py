@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from lvmlib.checks._core import Case, ExerciseError, check_follows_device, check_function
+from lvmlib.checks._core import Case, ExerciseError, check_follows_device, check_function, seeded
 from lvmlib.vae import VAE, VAEConfig
 from lvmlib.widgets import interpolate as _interpolate
 from lvmlib.widgets import latent_sweep as _latent_sweep
@@ -54,8 +54,7 @@ def _model(M: int, seed: int) -> _SmallVAE:
     """A small random Bernoulli VAE (D = 16) on the CPU, one per (M, seed), built once."""
     key = (M, seed)
     if key not in _MODELS:
-        with torch.random.fork_rng():
-            torch.manual_seed(1000 + seed)
+        with seeded(1000 + seed):
             model = _SmallVAE(VAEConfig(D=16, M=M, H=16, likelihood="bernoulli", device="cpu"))
             with torch.no_grad():
                 for p in model.parameters():

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lvmlib.checks._core import Case, ExerciseError, Part, check_follows_device
+from lvmlib.checks._core import Case, ExerciseError, Part, check_follows_device, seeded
 from lvmlib.checks.variational import check_through, tensor_output
 from lvmlib.gaussian import log_normal_diag
 from lvmlib.priors import mixture_log_prob as _mixture
@@ -152,8 +152,7 @@ class _Encoder(nn.Module):
 
     def __init__(self, D: int, M: int, seed: int):
         super().__init__()
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
+        with seeded(seed):
             self.net = nn.Sequential(nn.Linear(D, 8), nn.Tanh(), nn.Linear(8, 2 * M)).double()
 
     def forward(self, u):

@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from lvmlib.checks._core import Case, ExerciseError, Part, check_through, _is_device_mismatch
+from lvmlib.checks._core import Case, ExerciseError, Part, check_through, _is_device_mismatch, seeded
 
 __all__ = ["check_train_epoch", "HINTS"]
 
@@ -110,8 +110,7 @@ def _data(case_seed: int) -> torch.Tensor:
 def _model(case_seed: int):
     from lvmlib.vae import VAE, VAEConfig
 
-    with torch.random.fork_rng():
-        torch.manual_seed(int(case_seed))
+    with seeded(int(case_seed)):
         return VAE(VAEConfig(D=_D, M=2, H=8, likelihood="bernoulli", device="cpu"))
 
 

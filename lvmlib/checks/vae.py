@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lvmlib import variational
-from lvmlib.checks._core import Case, ExerciseError, Part
+from lvmlib.checks._core import Case, ExerciseError, Part, seeded
 from lvmlib.checks.variational import check_through, tensor_output
 from lvmlib.gaussian import LOG_2PI, kl_normal_diag, log_normal_diag, log_normal_standard
 from lvmlib.vae import CategoricalDecoder
@@ -178,8 +178,7 @@ _REPEAT = 100  # copies of each input row for the statistics of eps
 
 
 def _fixed_model(D: int, M: int) -> LectureVAE:
-    with torch.random.fork_rng():
-        torch.manual_seed(20240521)
+    with seeded(20240521):
         ref = LectureVAE(D, M)
     with torch.no_grad():
         ref.enc2.bias[M:] = _LV_BIAS
@@ -488,8 +487,7 @@ def _step_summary(fn: Callable) -> Callable:
 
     def run(case_seed, beta):
         g = torch.Generator().manual_seed(int(case_seed))
-        with torch.random.fork_rng():
-            torch.manual_seed(int(case_seed))
+        with seeded(int(case_seed)):
             model = VAE(VAEConfig(device="cpu", **_STEP_CONFIG))
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
         outs = []
