@@ -4,8 +4,9 @@
   core. Work is handed to the workers in units (:func:`unit_of`): a notebook's cells stay together
   in one kernel on one worker, a test module stays whole (its module fixtures are built once), the
   browser tests share one JupyterLab, and a few long tests are units of their own so that both
-  workers stay busy. The longest units are handed out first (``LONG_FIRST``) and the tests that
-  only read executed notebooks last.
+  workers stay busy. The longest units are handed out first (``LONG_FIRST``), then the notebooks and
+  the website that reads them, so that the website's build does not end the run alone; the other
+  tests that only read executed notebooks (the slides) go last.
 - Each notebook is executed once per run, by nbval: the outputs of its cells are kept, and the
   tests that only read a notebook's outputs (the offline HTML slides, the website) take them from
   the ``executed_solution`` and ``executed_notebook`` fixtures instead of executing it again. An
@@ -75,6 +76,8 @@ LONG_FIRST = (
     "tests/test_class_course.py",
     "solutions/07", "notebooks/07", "solutions/08", "notebooks/08", "solutions/05", "notebooks/05",
     "solutions/06", "notebooks/06",
+    "notebooks/", "solutions/",        # the other notebooks, before the website that reads the learner copies
+    "tests/test_site.py",              # reads every notebook of notebooks/: after them, not at the end of the run
 )
 
 
@@ -91,9 +94,12 @@ def unit_of(nodeid: str) -> str:
 
 
 def _rank(unit: str, reads: bool) -> int:
-    if reads:
-        return len(LONG_FIRST) + 1
-    return next((i for i, start in enumerate(LONG_FIRST) if unit.startswith(start)), len(LONG_FIRST))
+    """Where a unit goes in the order: by LONG_FIRST, else after those; a reader of executed notebooks
+    last (unless LONG_FIRST names it), when the notebooks it reads have been run."""
+    listed = next((i for i, start in enumerate(LONG_FIRST) if unit.startswith(start)), None)
+    if listed is not None:
+        return listed
+    return len(LONG_FIRST) + 1 if reads else len(LONG_FIRST)
 
 
 @pytest.hookimpl(optionalhook=True)
