@@ -26,6 +26,17 @@ def test_requirements_pin_the_cpu_torch():
     assert "torch==2.13.0" in (ROOT / "requirements.txt").read_text().split()
 
 
+def test_reading_a_notebook_compiles_no_iri_grammar():
+    """requirements.txt pins jsonschema below 4.24, whose format checks import rfc3987-syntax, which builds
+    a parser for IRIs at import: 1.4 s in every process that reads a notebook (Jupyter servers, nbgrader)."""
+    import sys
+
+    import jsonschema  # noqa: F401
+    import nbformat  # noqa: F401
+
+    assert "rfc3987_syntax" not in sys.modules and "lark" not in sys.modules
+
+
 def test_the_learners_environment_carries_no_authoring_tools():
     """requirements.txt (the learner's .venv) has no nbgrader, pytest or playwright; the dev file adds them."""
     def names(path):
