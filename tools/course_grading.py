@@ -10,7 +10,9 @@ a loop that never ends stops the notebook. :class:`ExerciseExecute` replaces nbg
 - answer cells, test cells and every code cell that is not the course's own (a cell the
   learner added or changed) run under ``exercise_timeout`` seconds; only the notebook's own
   unchanged cells (its fits and figures) get ``timeout``; a cell past its time is interrupted
-  (an exercise's cell then scores 0);
+  (an exercise's cell then scores 0), and the exercise's test cells after it are not run: they
+  score 0 with a note that says why, so an answer that loops costs the time limit once, not once
+  per test cell;
 - a cell's printed output is cut after ``max_output_chars`` characters;
 - before an answer cell runs, the kernel's global names are noted; after the exercise's last
   test cell, every global that the answer rebound or deleted, other than the exercise's own
@@ -167,6 +169,8 @@ class ExerciseExecute(Execute):
         self._answers = {ex.answer_id: ex for ex in plan}
         self._tests = {tid: ex for ex in plan for tid in ex.test_ids}
         self._failed: dict[str, bool] = {}
+        self._timed_out: set[str] = set()     # exercises one of whose cells ran past its time
+        self._cell_timed_out = False
         self._chars: dict[int, int] = {}
         self._helper_ready = False
         self._notebook_timeout = self.timeout
@@ -182,6 +186,21 @@ class ExerciseExecute(Execute):
             self.log.warning("grading step failed in the kernel: %s", reply["content"].get("evalue"))
 
     _run_silently = run_sync(_async_run_silently)
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        self._cell_timed_out = True
+        return await super()._async_handle_timeout(timeout, cell)
+
+    def _not_run(self, cell, exercise: Exercise):
+        """A test cell of an exercise that already ran past its time: not run, and it scores 0."""
+        cell.outputs = [nbformat.v4.new_output(
+            "error", ename="NotRun",
+            evalue=f"not run: a cell of the exercise {exercise.answer_id!r} above ran past "
+                   f"{self.exercise_timeout} s and was interrupted",
+            traceback=[f"NotRun: a cell of the exercise {exercise.answer_id!r} above ran past "
+                       f"{self.exercise_timeout} s and was interrupted; its other tests are not run"])]
+        cell.execution_count = None
+        return cell
 
     def _kernel_call(self, call: str) -> None:
         self._run_silently(f"__import__('sys').modules[{_KERNEL_MODULE!r}].{call}")
@@ -207,11 +226,18 @@ class ExerciseExecute(Execute):
         grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
         if grade_id in self._answers:
             self._kernel_call(f"snapshot(globals(), {grade_id!r})")
-        self.timeout = self.timeout_for(cell)
-        try:
-            cell, resources = super().preprocess_cell(cell, resources, index)
-        finally:
-            self.timeout = self._notebook_timeout
+        exercise = self._tests.get(grade_id) or self._answers.get(grade_id)
+        if exercise is not None and exercise.answer_id in self._timed_out and grade_id in self._tests:
+            cell = self._not_run(cell, exercise)
+        else:
+            self.timeout = self.timeout_for(cell)
+            self._cell_timed_out = False
+            try:
+                cell, resources = super().preprocess_cell(cell, resources, index)
+            finally:
+                self.timeout = self._notebook_timeout
+            if exercise is not None and self._cell_timed_out:
+                self._timed_out.add(exercise.answer_id)
         exercise = self._tests.get(grade_id)
         if exercise is not None and cell.cell_type == "code":
             score, max_score = determine_grade(cell)
