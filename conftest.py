@@ -63,6 +63,7 @@ OWN_UNIT = {
     "tests/test_lecture.py::test_lecture_copy_runs_top_to_bottom_with_the_live_cells_as_scaffolds",
     "tests/test_lecture.py::test_offline_html_slides_of_every_notebook_with_their_outputs",
     "tests/test_exercise_flow.py::test_nbgrader_generates_and_autogrades_the_course",
+    "tests/test_exercise_flow.py::test_unfinished_notebook_runs_to_the_end_on_the_reference",
     "tests/test_training.py::test_compiled_training_matches_eager",
 }
 BROWSER_UNIT = "tests/test_browser*.py (one JupyterLab)"

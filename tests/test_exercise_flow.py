@@ -40,9 +40,9 @@ def outputs_text(nb):
     return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
 
 
-def test_unfinished_notebook_runs_to_the_end_on_the_reference(tmp_path):
-    nb = nbformat.read(str(ROOT / "notebooks" / NB00), as_version=4)
-    run(nb, tmp_path)
+def test_unfinished_notebook_runs_to_the_end_on_the_reference(executed_notebook):
+    """The learner's notebook as this run executed it, in smoke mode (nbval's run, shared: conftest.py)."""
+    nb = executed_notebook(ROOT / "notebooks" / NB00)
     text = outputs_text(nb)
     assert "log_joint: not done yet" in text and "unfamiliar: not done yet" in text
     assert all(c.get("execution_count") for c in nb.cells if c.cell_type == "code")
