@@ -1,5 +1,7 @@
 """The exercise machinery: right answers pass, unfinished ones fall back, wrong ones explain themselves."""
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -94,6 +96,7 @@ def test_stochastic_functions_see_the_same_torch_seed():
 
     assert check_function(mine, ref, [Case((5,)), Case((7,))], name="noise") is mine
 
+
 def test_seeded_draws_what_torch_manual_seed_draws_and_restores_the_generator():
     torch.manual_seed(3)
     expected = torch.randn(6), torch.rand(2, 3), torch.randint(0, 9, (4,))
@@ -110,11 +113,10 @@ def test_seeded_seeds_cuda_where_there_is_cuda(monkeypatch):
     calls = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "manual_seed_all", calls.append)
-    monkeypatch.setattr(torch.random, "fork_rng", lambda: __import__("contextlib").nullcontext())
+    monkeypatch.setattr(torch.random, "fork_rng", contextlib.nullcontext)
     with _core.seeded(11):
         pass
     assert calls == [11]
-
 
 
 def test_a_non_function_is_refused():

@@ -174,9 +174,7 @@ def test_grading_keeps_exercises_apart(tmp_path):
             for gid, points in ((f"{name}_check", 1.0), (f"{name}_check_hidden", 2.0)):
                 assert gb.find_grade(gid, "tiny", "tiny", "kim").score == (points if ok else 0.0), (name, gid)
     # the loop cost the time limit once: its check was interrupted, its hidden test not run
-    graded = {c.metadata["nbgrader"]["grade_id"]: c for c in nbformat.read(
-        str(course / "autograded" / "kim" / "tiny" / "tiny.ipynb"), as_version=4).cells
-        if c.get("metadata", {}).get("nbgrader", {}).get("grade_id")}
+    graded = grade_cells(nbformat.read(str(course / "autograded" / "kim" / "tiny" / "tiny.ipynb"), as_version=4))
     errors = {gid: [o.get("ename") for o in c.get("outputs", []) if o.get("output_type") == "error"]
               for gid, c in graded.items()}
     assert errors["square_check"] and "NotRun" not in errors["square_check"]

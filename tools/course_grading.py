@@ -193,12 +193,9 @@ class ExerciseExecute(Execute):
 
     def _not_run(self, cell, exercise: Exercise):
         """A test cell of an exercise that already ran past its time: not run, and it scores 0."""
-        cell.outputs = [nbformat.v4.new_output(
-            "error", ename="NotRun",
-            evalue=f"not run: a cell of the exercise {exercise.answer_id!r} above ran past "
-                   f"{self.exercise_timeout} s and was interrupted",
-            traceback=[f"NotRun: a cell of the exercise {exercise.answer_id!r} above ran past "
-                       f"{self.exercise_timeout} s and was interrupted; its other tests are not run"])]
+        why = (f"not run: a cell of the exercise {exercise.answer_id!r} above ran past "
+               f"{self.exercise_timeout} s and was interrupted")
+        cell.outputs = [nbformat.v4.new_output("error", ename="NotRun", evalue=why, traceback=[f"NotRun: {why}"])]
         cell.execution_count = None
         return cell
 
@@ -226,8 +223,8 @@ class ExerciseExecute(Execute):
         grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
         if grade_id in self._answers:
             self._kernel_call(f"snapshot(globals(), {grade_id!r})")
-        exercise = self._tests.get(grade_id) or self._answers.get(grade_id)
-        if exercise is not None and exercise.answer_id in self._timed_out and grade_id in self._tests:
+        exercise = self._tests.get(grade_id)                      # the exercise this test cell grades
+        if exercise is not None and exercise.answer_id in self._timed_out:
             cell = self._not_run(cell, exercise)
         else:
             self.timeout = self.timeout_for(cell)
@@ -236,9 +233,9 @@ class ExerciseExecute(Execute):
                 cell, resources = super().preprocess_cell(cell, resources, index)
             finally:
                 self.timeout = self._notebook_timeout
-            if exercise is not None and self._cell_timed_out:
-                self._timed_out.add(exercise.answer_id)
-        exercise = self._tests.get(grade_id)
+            owner = exercise or self._answers.get(grade_id)
+            if owner is not None and self._cell_timed_out:
+                self._timed_out.add(owner.answer_id)
         if exercise is not None and cell.cell_type == "code":
             score, max_score = determine_grade(cell)
             lost = score is None or score < max_score
