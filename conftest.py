@@ -125,8 +125,43 @@ def pytest_xdist_make_scheduler(config, log):
     return CourseScheduling(config, log)
 
 
+KERNEL_START_TRIES = 3
+
+
+def _retrying_kernel(running_kernel):
+    """nbval's kernel, started again when it dies before it answers (at most ``KERNEL_START_TRIES``).
+
+    jupyter_client picks a kernel's five ports by binding port 0 and letting them go; the kernel binds
+    them a moment later. Under a parallel run another process (a kernel, a server, a grader) can take
+    one in between, and the kernel exits at once ("Kernel died before replying to kernel_info"): the
+    whole notebook then fails before its first cell. A new start draws new ports. Each retry is
+    reported as a warning in the run's summary, so a kernel that cannot start at all still fails."""
+
+    class RetryingKernel(running_kernel):
+        def __init__(self, *args, **kwargs):
+            for attempt in range(1, KERNEL_START_TRIES + 1):
+                try:
+                    super().__init__(*args, **kwargs)
+                    return
+                except RuntimeError as error:
+                    if "died before replying" not in str(error) or attempt == KERNEL_START_TRIES:
+                        raise
+                    import warnings
+
+                    warnings.warn(f"a notebook's kernel died as it started ({error}); started it again "
+                                  f"(try {attempt + 1} of {KERNEL_START_TRIES})", stacklevel=2)
+
+    RetryingKernel.__name__ = RetryingKernel.__qualname__ = running_kernel.__name__
+    return RetryingKernel
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
+    import nbval.plugin
+
+    if not getattr(nbval.plugin.RunningKernel, "_lvm_retries", False):
+        nbval.plugin.RunningKernel = _retrying_kernel(nbval.plugin.RunningKernel)
+        nbval.plugin.RunningKernel._lvm_retries = True
     if hasattr(config.option, "loadscopereorder"):
         config.option.loadscopereorder = False      # the order is the collection's (see pytest_collection_modifyitems)
     config.pluginmanager.register(ExecutedNotebooks(), "executed_notebooks")
