@@ -49,6 +49,40 @@ def test_digits_shapes_scales_and_labels():
     assert set(np.unique(binary)) == {0.0, 1.0}
 
 
+def test_digits_are_read_without_importing_scikit_learn_and_as_scikit_learn_reads_them(monkeypatch, tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from lvmlib import data; data.load_digits(); "
+            "from lvmlib.runtime import describe_environment; describe_environment(); "
+            "print('sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    # where the file is not found, or is not the table scikit-learn has always shipped, scikit-learn reads
+    # the digits itself: the same arrays
+    ref = sk_load_digits()
+    (tmp_path / "words.csv").write_text("not, a, table\n")
+    (tmp_path / "small.csv").write_text("1,2,3\n4,5,6\n")
+    for found in (None, tmp_path / "words.csv", tmp_path / "small.csv"):
+        monkeypatch.setattr(data, "_digits_file", lambda: found)
+        data._digits_table.cache_clear()
+        try:
+            raw, y = data.load_digits("raw", return_labels=True)
+        finally:
+            data._digits_table.cache_clear()
+        np.testing.assert_array_equal(raw, ref.data.astype(np.int64))
+        np.testing.assert_array_equal(y, ref.target)
+
+
+def test_digits_callers_get_their_own_arrays():
+    raw = data.load_digits("raw")
+    raw[:] = -1
+    again, y = data.load_digits("raw", return_labels=True)
+    assert again.min() == 0 and again is not raw
+    y[:] = -1
+    assert data.load_digits("raw", return_labels=True)[1].min() == 0
+
+
 def test_digits_split_is_tomczaks():
     ref = sk_load_digits().data
     split = data.digits_split("raw", return_labels=True)

@@ -59,6 +59,10 @@ def test_smoke_mode_follows_the_environment(monkeypatch):
 def test_describe_environment_names_versions_and_device():
     text = runtime.describe_environment("cpu")
     assert torch.__version__ in text and "device       cpu" in text
+    import matplotlib
+    import sklearn
+
+    assert f"scikit-learn {sklearn.__version__}\n" in text and f"matplotlib   {matplotlib.__version__}\n" in text
 
 
 def test_subprocess_env_puts_this_interpreters_folder_first():
