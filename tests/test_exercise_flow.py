@@ -13,8 +13,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+from notebook_runs import Attempts
 
 from lvmlib.runtime import subprocess_env
 
@@ -22,18 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent
 NB00 = "00_why_generative_models.ipynb"
 
 
-def fill_exercise(nb, grade_id, body):
-    """Replace the body of a learner's exercise cell (the stub) with ``body``."""
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
-            assert "raise NotImplementedError()" in cell.source
-            cell.source = cell.source.replace("# YOUR CODE HERE\n", "").replace("raise NotImplementedError()", body)
-            return nb
-    raise AssertionError(f"no cell {grade_id!r}")
-
-
-def run(nb, cwd):
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+def answered(grade_id, body):
+    """The learner's exercise cell of notebook 00 with ``body`` in place of its stub."""
+    nb = nbformat.read(str(ROOT / "notebooks" / NB00), as_version=4)
+    [cell] = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id]
+    assert "raise NotImplementedError()" in cell.source
+    return cell.source.replace("# YOUR CODE HERE\n", "").replace("raise NotImplementedError()", body)
 
 
 def outputs_text(nb):
@@ -48,24 +41,29 @@ def test_unfinished_notebook_runs_to_the_end_on_the_reference(executed_notebook)
     assert all(c.get("execution_count") for c in nb.cells if c.cell_type == "code")
 
 
-def test_right_answer_is_confirmed(tmp_path):
-    nb = nbformat.read(str(ROOT / "notebooks" / NB00), as_version=4)
-    fill_exercise(nb, "log_joint", "return log_p_y_given_x + log_p_x.reshape(-1, 1)")
-    run(nb, tmp_path)
-    text = outputs_text(nb)
-    assert "✓ log_joint: correct" in text and "unfamiliar: not done yet" in text
+@pytest.fixture(scope="module")
+def log_joint_attempts(tmp_path_factory):
+    """Notebook 00 with a wrong log_joint, then the right one, in one kernel (tests/notebook_runs.py)."""
+    with Attempts(ROOT / "notebooks" / NB00, {
+        "wrong": {"log_joint": answered("log_joint", "return log_p_y_given_x * log_p_x[:, None]")},
+        "right": {"log_joint": answered("log_joint", "return log_p_y_given_x + log_p_x.reshape(-1, 1)")},
+    }, tmp_path_factory.mktemp("nb00")) as attempts:
+        yield attempts
 
 
-def test_wrong_answer_stops_at_the_check_with_a_helpful_message(tmp_path):
-    nb = nbformat.read(str(ROOT / "notebooks" / NB00), as_version=4)
-    fill_exercise(nb, "log_joint", "return log_p_y_given_x * log_p_x[:, None]")
-    with pytest.raises(CellExecutionError) as info:
-        run(nb, tmp_path)
-    message = str(info.value)
-    assert "ExerciseError" in message and "log_joint: not right yet" in message
-    assert "known mistake: multiplying the log-probabilities" in message
-    executed = [c for c in nb.cells if c.cell_type == "code" and c.get("execution_count")]
-    assert "check_log_joint" in executed[-1].source, "execution should stop at the check cell"
+def test_wrong_answer_stops_at_the_check_with_a_helpful_message(log_joint_attempts):
+    wrong = log_joint_attempts["wrong"]
+    assert wrong.error is not None, "the wrong answer ran to the end of the notebook"
+    assert "ExerciseError" in wrong.error and "log_joint: not right yet" in wrong.error
+    assert "known mistake: multiplying the log-probabilities" in wrong.error
+    assert "check_log_joint" in wrong.stopped_at, "execution should stop at the check cell"
+
+
+def test_right_answer_is_confirmed(log_joint_attempts):
+    """After the wrong answer, as a learner who fixes it and runs the cells again: the rest runs to the end."""
+    right = log_joint_attempts["right"]
+    assert right.error is None, right.error
+    assert "✓ log_joint: correct" in right.printed and "unfamiliar: not done yet" in right.printed
 
 
 def solved_copy(release_nb, source_nb):

@@ -2,13 +2,13 @@
 names the mistake (the slide code's errata among them). The unfinished notebooks running to the
 end on lvmlib's references is shown by nbval over notebooks/."""
 
-import copy
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from notebook_runs import Attempts
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,44 +67,28 @@ SLIDE_ANSWERS = {
 
 
 @pytest.fixture(scope="module")
-def slide_code_errors(tmp_path_factory):
-    """{answer: (the error, the source of the cell it stopped at)} for each of SLIDE_ANSWERS put in
-    notebook 05's LectureVAE cell, run in one kernel: the cells above it once, then for each answer
-    its cell and those after it, in order, up to the first error."""
-    nb = nbformat.read(str(ROOT / "notebooks" / "05_the_vae.ipynb"), as_version=4)
-    _set_cell(nb, "lecture_vae", "")
-    start = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "lecture_vae")
-    client = NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path_factory.mktemp("nb05"))}})
-    errors = {}
-    with client.setup_kernel():
-        for i, cell in enumerate(nb.cells[:start]):
-            if cell.cell_type == "code":
-                client.execute_cell(cell, i)
-        for answer, source in SLIDE_ANSWERS.items():
-            cells = [nbformat.from_dict(copy.deepcopy(dict(c))) for c in nb.cells[start:]]
-            cells[0].source = source
-            for i, cell in enumerate(cells, start):
-                if cell.cell_type != "code":
-                    continue
-                try:
-                    client.execute_cell(cell, i)
-                except CellExecutionError as err:
-                    errors[answer] = (str(err), cell.source)
-                    break
-    return errors
+def slide_code_attempts(tmp_path_factory):
+    """Each of SLIDE_ANSWERS put in notebook 05's LectureVAE cell, in order, in one kernel: the cells
+    above it once, then for each answer its cell and those after it up to the first error
+    (tests/notebook_runs.py)."""
+    with Attempts(ROOT / "notebooks" / "05_the_vae.ipynb",
+                  {answer: {"lecture_vae": source} for answer, source in SLIDE_ANSWERS.items()},
+                  tmp_path_factory.mktemp("nb05")) as attempts:
+        yield attempts
 
 
-def test_slide_code_decoding_x_stops_at_its_check(slide_code_errors):
-    message, stopped_at = slide_code_errors.get("as written", ("(no error: the notebook ran on)", ""))
-    assert "check_lecture_vae" in stopped_at, "execution should stop at the check cell"
-    assert "ExerciseError" in message and "self.dec2(x)" in message
+def test_slide_code_decoding_x_stops_at_its_check(slide_code_attempts):
+    attempt = slide_code_attempts["as written"]
+    assert attempt.error is not None, "the slide's code ran to the end of the notebook"
+    assert "check_lecture_vae" in attempt.stopped_at, "execution should stop at the check cell"
+    assert "ExerciseError" in attempt.error and "self.dec2(x)" in attempt.error
 
 
-def test_slide_code_sign_error_stops_at_its_check(slide_code_errors):
-    message, stopped_at = slide_code_errors.get("decoding fixed", ("(no error: the notebook ran on)", ""))
-    assert "check_lecture_vae" in stopped_at, "execution should stop at the check cell"
-    assert "known mistake: the slide's sign error" in message
+def test_slide_code_sign_error_stops_at_its_check(slide_code_attempts):
+    attempt = slide_code_attempts["decoding fixed"]
+    assert attempt.error is not None, "the slide's code with its decoding fixed ran to the end of the notebook"
+    assert "check_lecture_vae" in attempt.stopped_at, "execution should stop at the check cell"
+    assert "known mistake: the slide's sign error" in attempt.error
 
 
 def test_kl_without_its_half_stops_at_its_check(tmp_path):
