@@ -70,6 +70,14 @@ class Attempts:
                 return self.done[name]
         raise KeyError(name)
 
+    def error_at(self, name: str, check: str) -> str:
+        """The error of attempt ``name``, which must have stopped at the cell that calls ``check``."""
+        attempt = self[name]
+        assert attempt.error is not None, f"the attempt {name!r} ran to the end of the notebook"
+        assert check in attempt.stopped_at, (
+            f"the attempt {name!r} should stop at the cell of {check}; it stopped at:\n{attempt.stopped_at}")
+        return attempt.error
+
     def _run(self, name: str) -> Attempt:
         if self._kernel is None:
             self._kernel = self.client.setup_kernel()
